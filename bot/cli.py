@@ -1,0 +1,188 @@
+"""The `svcbot` command line. `sandbox` and `demo` import sandbox/ lazily; nothing else does."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import logging as bot_logging
+from bot.errors import CatalogError, UsageError
+
+DESCRIPTION = """svcbot: Slack ChatOps for microservices on Kubernetes with Grafana Loki.
+
+Start with `svcbot demo` (a local sandbox cluster, Loki and Slack, and a shell), or check a catalog with
+`svcbot check --catalog examples/catalog.yaml`."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="svcbot", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--log-level", default=os.environ.get("SVCBOT_LOG_LEVEL"),
+                        help="DEBUG, INFO, WARNING or ERROR (logs go to stderr; default INFO for serve and "
+                             "sandbox, WARNING in the terminal so answers stay readable)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
+    serve.add_argument("--catalog", help="catalog file (default: $SVCBOT_CATALOG or ./catalog.yaml)")
+    serve.add_argument("--port", type=int, default=3000, help="HTTP mode: port for /slack/events (3000)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    serve.add_argument("--health-port", type=int, default=8080, help="port for /healthz, /readyz, /metrics (8080)")
+
+    shell = sub.add_parser("shell", help="interactive terminal session against the catalog")
+    shell.add_argument("--catalog")
+    shell.add_argument("--as", dest="as_user", metavar="USER", help="act as this user (catalog must allow it)")
+
+    run = sub.add_parser("run", help="run one command and print the answer (exit 0 ok, 1 user error, "
+                                     "2 internal error, 3 a run it waited for failed)")
+    run.add_argument("text", help='the command, e.g. "status payment prod"')
+    run.add_argument("--catalog")
+    run.add_argument("--as", dest="as_user", metavar="USER")
+
+    sandbox = sub.add_parser("sandbox", help="start the local stand-ins and write DIR/kubeconfig, DIR/catalog.yaml")
+    sandbox.add_argument("--dir", default=".svcbot-sandbox", help="where to write kubeconfig and catalog.yaml")
+    sandbox.add_argument("--time-scale", type=float, default=1.0, help="rollout speed (1.0 = seconds)")
+
+    demo = sub.add_parser("demo", help="sandbox + shell in one process: the first thing to run")
+    demo.add_argument("--dir", default=None, help="where to keep the sandbox files (default: a temp dir)")
+    demo.add_argument("--as", dest="as_user", metavar="USER", default="alice")
+
+    check = sub.add_parser("check", help="validate a catalog; every problem with its YAML path; exit 1 if any")
+    check.add_argument("--catalog")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = args.log_level or ("INFO" if args.command in {"serve", "sandbox"} else "WARNING")
+    bot_logging.configure(level=level)
+    try:
+        return int(_COMMANDS[args.command](args))
+    except CatalogError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except UsageError as exc:
+        print(f"svcbot: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _check(args: argparse.Namespace) -> int:
+    from bot.catalog import load_catalog  # noqa: PLC0415
+
+    from bot.runtime import catalog_path  # noqa: PLC0415
+
+    path = catalog_path(args.catalog)
+    catalog = load_catalog(path)
+    rules = len(catalog.access.rules)
+    print(f"{path}: OK ({len(catalog.clusters)} clusters, {len(catalog.environments)} environments, "
+          f"{len(catalog.services)} services, {rules} access rules, {len(catalog.pipelines)} pipelines)")
+    return 0
+
+
+def _user(catalog_args: argparse.Namespace, runtime_catalog: object) -> str:
+    from bot.catalog import Catalog  # noqa: PLC0415
+
+    from bot import shell  # noqa: PLC0415
+
+    assert isinstance(runtime_catalog, Catalog)
+    if catalog_args.as_user:
+        return shell.resolve_as(runtime_catalog, catalog_args.as_user)
+    return shell.default_user(runtime_catalog, shell.os_user())
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bot import shell  # noqa: PLC0415
+    from bot.runtime import build_runtime, catalog_path  # noqa: PLC0415
+
+    runtime = build_runtime(catalog_path(args.catalog))
+    try:
+        return shell.run_once(runtime.dispatcher, args.text, _user(args, runtime.catalog))
+    finally:
+        runtime.close()
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from bot import shell  # noqa: PLC0415
+    from bot.runtime import build_runtime, catalog_path  # noqa: PLC0415
+
+    runtime = build_runtime(catalog_path(args.catalog))
+    try:
+        shell.Shell(runtime.dispatcher, _user(args, runtime.catalog)).loop()
+    finally:
+        runtime.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot import app  # noqa: PLC0415
+    from bot.runtime import catalog_path  # noqa: PLC0415
+
+    return app.serve(catalog_path(args.catalog), host=args.host, port=args.port, health_port=args.health_port)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from sandbox.stack import SandboxStack  # noqa: PLC0415 - only these subcommands need the sandbox
+
+    directory = Path(args.dir).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    with SandboxStack() as stack:
+        stack.start(directory, time_scale=args.time_scale)
+        print(f"sandbox running; files in {directory}")
+        for name, address in stack.addresses().items():
+            print(f"  {name:<12} {address}")
+        print(f"\n  export KUBECONFIG={directory / 'kubeconfig'} SVCBOT_CATALOG={directory / 'catalog.yaml'}")
+        print("  then: svcbot shell --as alice   (Ctrl-C here stops the sandbox)", flush=True)
+        _wait_for_signal()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import tempfile  # noqa: PLC0415
+
+    from bot import shell  # noqa: PLC0415
+    from bot.runtime import build_runtime  # noqa: PLC0415
+    from sandbox.stack import SandboxStack  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="svcbot-demo-") as scratch:
+        directory = Path(args.dir or scratch).resolve()
+        directory.mkdir(parents=True, exist_ok=True)
+        with SandboxStack() as stack:
+            stack.start(directory, time_scale=1.0)
+            os.environ["KUBECONFIG"] = str(directory / "kubeconfig")
+            for key, value in stack.environment().items():
+                os.environ[key] = value
+            runtime = build_runtime(directory / "catalog.yaml")
+            banner = (
+                "svcbot demo: a sandbox with clusters nonprod (dev, staging) and prod, services payment, "
+                "orders, gateway, inventory.\nTry: status payment · status all prod · probe gateway staging · "
+                "logs orders staging --level error · diff payment staging prod · deploy payment staging 1.4.2\n"
+            )
+            try:
+                shell.Shell(runtime.dispatcher, shell.resolve_as(runtime.catalog, args.as_user),
+                            banner=banner).loop()
+            finally:
+                runtime.close()
+    return 0
+
+
+_COMMANDS = {
+    "check": _check, "run": _run, "shell": _shell, "serve": _serve, "sandbox": _sandbox, "demo": _demo,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""A neutral layout between replies and chat: views build it, slack.py and text.py render it.
+
+Keeping Slack's limits (blocks, characters, fields) in one renderer means no view can produce a message
+Slack rejects; keeping the text renderer on the same document means the terminal shows the same answer.
+Text in elements is plain: renderers escape it. Slack mentions (`<@U123>`, `<!subteam^S123>`) and links
+(`<https://...|label>`) pass through as written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.reply import Tone
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    tone: Tone | None = None  # a marker in front when set
+    strong: bool = False
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Label/value pairs (Slack section fields, at most 10 a section; the renderer splits)."""
+
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """Aligned columns (a preformatted block in Slack)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    right_align: tuple[int, ...] = ()  # column indexes
+
+
+@dataclass(frozen=True)
+class Lines:
+    """A list of short lines, each with an optional marker."""
+
+    items: tuple[tuple[Tone | None, str], ...]
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """Small print: context, hints, links."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Divider:
+    pass
+
+
+@dataclass(frozen=True)
+class Button:
+    text: str
+    action_id: str
+    value: str
+    style: str | None = None  # "primary" | "danger"
+    confirm: tuple[str, str, str, str] | None = None  # title, text, confirm, deny
+
+
+@dataclass(frozen=True)
+class Buttons:
+    buttons: tuple[Button, ...]
+    block_id: str | None = None
+
+
+Element = Heading | Paragraph | Fields | Table | Lines | Code | Note | Divider | Buttons
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Full output too long for a message, sent as a file."""
+
+    filename: str
+    content: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    summary: str  # one line: notification text and the fallback for clients without blocks
+    elements: tuple[Element, ...] = ()
+    attachment: Attachment | None = None
+    public: bool = False  # in_channel in Slack
+    tone: Tone = Tone.INFO
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. a thread to post into
