@@ -10,8 +10,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from bot.errors import NotFound
+
 if TYPE_CHECKING:
     from bot.catalog import Catalog
+    from bot.kube import KubeClient
 
 
 class Backends:
@@ -22,6 +25,38 @@ class Backends:
         self._lock = threading.Lock()
 
     # --- Kubernetes (bot/kube.py) ------------------------------------------------------------------
+    # bot.kube (and with it the kubernetes package) is imported on first use only: the layers that
+    # import this module must not depend on kubernetes, and verbs without a cluster start faster.
+
+    _kube_clients: dict[str, KubeClient] | None = None
+
+    def kube(self, cluster: str) -> KubeClient:
+        """The client for one catalog cluster, created on first use and shared by every command thread."""
+        from bot.kube import KubeClient  # noqa: PLC0415 - see above
+
+        spec = self.catalog.clusters.get(cluster)
+        if spec is None:
+            raise NotFound(f"unknown cluster '{cluster}' (known: {', '.join(self.catalog.clusters)})")
+        with self._lock:
+            if self._kube_clients is None:
+                self._kube_clients = {}
+            client = self._kube_clients.get(cluster)
+            if client is None:
+                namespaces = {env.namespace: name for name, env in self.catalog.environments.items()
+                              if env.cluster == cluster}
+                client = self._kube_clients[cluster] = KubeClient(cluster, spec, namespaces)
+            return client
+
+    def kube_for_env(self, env: str) -> KubeClient:
+        """The client for the cluster an environment lives on (its namespace: catalog.environment(env))."""
+        return self.kube(self.catalog.environment(env).cluster)
+
+    def close_kube(self) -> None:
+        """Drop every cluster's connection pool (called from close())."""
+        with self._lock:
+            clients = list((self._kube_clients or {}).values())
+        for client in clients:
+            client.close()
 
     # --- Loki (bot/loki.py) ------------------------------------------------------------------------
 

@@ -508,7 +508,9 @@ def check_pipeline(where: str, pipeline: Mapping[str, Any], envs: Mapping[str, A
     for name, target in targets.items():
         for index, need in enumerate(_mapping(target).get("needs") or []):
             if need not in targets:
-                problems.append(f"{where}.targets.{name}.needs.{index}: unknown target '{need}' (known: {_known(targets)})")
+                problems.append(
+                    f"{where}.targets.{name}.needs.{index}: unknown target '{need}' (known: {_known(targets)})"
+                )
     for cycle in _find_cycles(targets):
         problems.append(f"{where}.targets: dependency cycle {' -> '.join(cycle)}")
 

@@ -75,7 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from bot.catalog import load_catalog  # noqa: PLC0415
-
     from bot.runtime import catalog_path  # noqa: PLC0415
 
     path = catalog_path(args.catalog)
@@ -87,9 +86,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _user(catalog_args: argparse.Namespace, runtime_catalog: object) -> str:
-    from bot.catalog import Catalog  # noqa: PLC0415
-
     from bot import shell  # noqa: PLC0415
+    from bot.catalog import Catalog  # noqa: PLC0415
 
     assert isinstance(runtime_catalog, Catalog)
     if catalog_args.as_user:
@@ -153,9 +151,10 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import tempfile  # noqa: PLC0415
 
+    from sandbox.stack import SandboxStack  # noqa: PLC0415
+
     from bot import shell  # noqa: PLC0415
     from bot.runtime import build_runtime  # noqa: PLC0415
-    from sandbox.stack import SandboxStack  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="svcbot-demo-") as scratch:
         directory = Path(args.dir or scratch).resolve()

@@ -25,8 +25,7 @@ class CommandParser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of printing and exiting."""
 
     def __init__(self, verb: str, usage: str) -> None:
-        super().__init__(prog=f"/svc {verb}", usage=usage, add_help=False, allow_abbrev=False,
-                         exit_on_error=False)
+        super().__init__(prog=f"/svc {verb}", usage=usage, add_help=False, allow_abbrev=False)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, usage=self.usage or "")

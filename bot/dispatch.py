@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from bot import metrics
 from bot.backends import Backends
 from bot.catalog import Catalog
 from bot.command import Command, Invocation, no_progress
@@ -83,7 +84,10 @@ class Dispatcher:
         if command is None:
             known = ", ".join(self.commands)
             raise UsageError(f"unknown command '{verb}' (known: {known})", usage="/svc help")
-        args = command.build_parser().parse_args(rest)
+        try:
+            args = command.build_parser().parse_args(rest)
+        except UsageError as exc:
+            raise UsageError(exc.message, usage=command.usage) from None
         envs = command.envs(args, self.catalog)
         return ParsedCommand(command=command, args=args, envs=envs, text=" ".join(words))
 
@@ -148,8 +152,11 @@ class Dispatcher:
             except Exception:
                 log.exception("command.crashed")
                 reply = error_message(f"internal error, ref {request_id}", internal=True)
+            elapsed = time.monotonic() - started
             log.info("command.finished", verb=verb, outcome=reply.outcome.value,
-                     duration_ms=round((time.monotonic() - started) * 1000, 1))
+                     duration_ms=round(elapsed * 1000, 1))
+            metrics.COMMANDS.labels(verb=verb, outcome=reply.outcome.value).inc()
+            metrics.COMMAND_SECONDS.labels(verb=verb).observe(elapsed)
             return reply
 
     def _run_with_deadline(self, parsed: ParsedCommand, invocation: Invocation) -> Reply:
@@ -165,7 +172,7 @@ class Dispatcher:
         def target() -> None:
             try:
                 result.append(parsed.command.run(parsed.args, invocation))
-            except BaseException as exc:  # re-raised in the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 failure.append(exc)
             finally:
                 done.set()

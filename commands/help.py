@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 from bot.command import Command, CommandParser, Invocation
 from bot.errors import UsageError
 from bot.reply import HelpReply, Reply, VerbHelp

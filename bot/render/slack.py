@@ -14,7 +14,18 @@ from typing import Any
 
 from bot.render import text as text_render
 from bot.render.document import (
-    Attachment, Buttons, Code, Divider, Document, Element, Fields, Heading, Lines, Note, Paragraph, Table,
+    Attachment,
+    Buttons,
+    Code,
+    Divider,
+    Document,
+    Element,
+    Fields,
+    Heading,
+    Lines,
+    Note,
+    Paragraph,
+    Table,
 )
 from bot.reply import Tone
 

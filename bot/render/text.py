@@ -6,7 +6,17 @@ import re
 import unicodedata
 
 from bot.render.document import (
-    Buttons, Code, Divider, Document, Element, Fields, Heading, Lines, Note, Paragraph, Table,
+    Buttons,
+    Code,
+    Divider,
+    Document,
+    Element,
+    Fields,
+    Heading,
+    Lines,
+    Note,
+    Paragraph,
+    Table,
 )
 from bot.reply import Tone
 

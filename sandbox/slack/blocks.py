@@ -94,18 +94,15 @@ def _check_block(block: Any, pointer: str, errors: list[str]) -> None:
         if not isinstance(elements, list) or not elements:
             errors.append(f"must be a non-empty array [json-pointer:{pointer}/elements]")
         elif len(elements) > MAX_CONTEXT_ELEMENTS:
-            errors.append(
-                f"must provide no more than {MAX_CONTEXT_ELEMENTS} items [json-pointer:{pointer}/elements]"
-            )
+            errors.append(f"must provide no more than {MAX_CONTEXT_ELEMENTS} items [json-pointer:{pointer}/elements]")
     elif kind == "actions":
         elements = block.get("elements")
         if not isinstance(elements, list) or not elements:
             errors.append(f"must be a non-empty array [json-pointer:{pointer}/elements]")
         else:
             if len(elements) > MAX_ACTIONS_ELEMENTS:
-                errors.append(
-                    f"must provide no more than {MAX_ACTIONS_ELEMENTS} items [json-pointer:{pointer}/elements]"
-                )
+                limit = MAX_ACTIONS_ELEMENTS
+                errors.append(f"must provide no more than {limit} items [json-pointer:{pointer}/elements]")
             for i, el in enumerate(elements):
                 if isinstance(el, dict) and el.get("type") == "button":
                     _check_button(el, f"{pointer}/elements/{i}", errors)

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 DEFAULT_TEAM_ID = "T0SANDBOX"
 DEFAULT_TEAM_DOMAIN = "sandbox"
 DEFAULT_APP_ID = "A0SVCBOT"
-DEFAULT_VERIFICATION_TOKEN = "sandbox-verification-token"  # noqa: S105 - Slack's deprecated, public field
+DEFAULT_VERIFICATION_TOKEN = "sandbox-verification-token"
 
 _trigger_counter = itertools.count(1)
 _trigger_lock = threading.Lock()
@@ -200,9 +200,7 @@ def interactive_body(payload: Mapping[str, Any]) -> str:
     return "payload=" + quote(json.dumps(payload, separators=(",", ":")), safe="")
 
 
-def envelope(
-    envelope_type: str, payload: Mapping[str, Any], *, accepts_response_payload: bool
-) -> dict[str, Any]:
+def envelope(envelope_type: str, payload: Mapping[str, Any], *, accepts_response_payload: bool) -> dict[str, Any]:
     """A Socket Mode envelope as Slack sends it over the WebSocket."""
     return {
         "envelope_id": str(uuid.uuid4()),

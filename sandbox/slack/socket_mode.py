@@ -7,6 +7,8 @@ acks, and drop connections to exercise reconnects.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -279,19 +281,20 @@ class SocketModeEndpoint:
             raise ValueError(f"mode must be one of {DISCONNECT_MODES}, not {mode!r}")
         with self._cond:
             conns = list(self._live.values())
+            self._live.clear()  # counts drop at once; the handler threads finish on their own
+            self._cond.notify_all()
+        disconnect = json.dumps(
+            {"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "sandbox-applink"}}
+        )
         for conn in conns:
+            ws = conn.ws
             if mode == "close":
-                _quietly(lambda c=conn: c.ws.close(1001, "sandbox disconnect"))
+                _quietly(functools.partial(ws.close, 1001, "sandbox disconnect"))
             elif mode == "drop":
-                _quietly(lambda c=conn: c.ws.socket.shutdown(socket.SHUT_RDWR))
+                _quietly(functools.partial(ws.socket.shutdown, socket.SHUT_RDWR))
             else:
-                message = {
-                    "type": "disconnect",
-                    "reason": "refresh_requested",
-                    "debug_info": {"host": "sandbox-applink"},
-                }
-                _quietly(lambda c=conn, m=message: c.ws.send(json.dumps(m)))
-                timer = threading.Timer(grace, _quietly, args=(lambda c=conn: c.ws.close(1001, "refresh"),))
+                _quietly(functools.partial(ws.send, disconnect))
+                timer = threading.Timer(grace, _quietly, args=(functools.partial(ws.close, 1001, "refresh"),))
                 timer.daemon = True
                 timer.start()
         return len(conns)
@@ -313,6 +316,7 @@ class SocketModeEndpoint:
 
     def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:
         """Block until the app acks ``envelope_id``; raises TimeoutError otherwise."""
+
         def find() -> Ack | None:
             return next((a for a in self._acks if a.envelope_id == envelope_id), None)
 
@@ -326,7 +330,5 @@ class SocketModeEndpoint:
 
 
 def _quietly(fn: Callable[[], Any]) -> None:
-    try:
+    with contextlib.suppress(OSError, ConnectionClosed, RuntimeError):
         fn()
-    except (OSError, ConnectionClosed, RuntimeError):
-        pass

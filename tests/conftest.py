@@ -1,0 +1,34 @@
+"""Shared test set-up: every test starts with a clean environment (no tokens, no catalog path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CATALOG = ROOT / "examples" / "catalog.yaml"
+
+settings.register_profile("svcbot", deadline=None, max_examples=100)
+settings.load_profile("svcbot")
+
+_ENV_PREFIXES = ("SLACK_", "SVCBOT_")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Tokens and paths from the developer's shell never leak into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(_ENV_PREFIXES) or key == "KUBECONFIG":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SVCBOT_HISTORY", str(tmp_path / "history"))
+    yield
+
+
+@pytest.fixture(name="example_catalog_path")
+def _example_catalog_path() -> Path:
+    return EXAMPLE_CATALOG
