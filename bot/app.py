@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from bot.render import slack as slack_render
 from bot.render.views import to_document
 from bot.reply import Reply, error_message
 from bot.runtime import Runtime, build_runtime
-from bot.slackapi import Destination, SlackPoster, make_web_client
+from bot.slackapi import Destination, SlackPoster, api_url, make_web_client
 from bot.workers import QueueFull, WorkerPool
 
 log = structlog.get_logger("svcbot.app")
@@ -238,13 +238,20 @@ class Running:
 
 
 def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, health_port: int = 8080,
-          environ: dict[str, str] | None = None) -> Running:
-    """Start the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on `port` at /slack/events."""
+          environ: Mapping[str, str] | None = None, runtime: Runtime | None = None) -> Running:
+    """Start the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on `port` at /slack/events.
+
+    `runtime` lets tests bring their own dispatcher; normally it is built from the catalog.
+    """
     env = dict(os.environ if environ is None else environ)
-    client = make_web_client(env.get("SLACK_BOT_TOKEN"))
+    client = make_web_client(env.get("SLACK_BOT_TOKEN"), api_url(env))
     poster_holder: list[SlackPoster] = []
-    runtime = build_runtime(catalog, resolve_user_group=lambda group: poster_holder[0].usergroup_members(group)
-                            if poster_holder else frozenset())
+
+    def resolve_user_group(group: str) -> frozenset[str]:
+        return poster_holder[0].usergroup_members(group) if poster_holder else frozenset()
+
+    if runtime is None:
+        runtime = build_runtime(catalog, resolve_user_group=resolve_user_group)
     app_token = env.get("SLACK_APP_TOKEN")
     signing_secret = env.get("SLACK_SIGNING_SECRET")
     if not app_token and not signing_secret:

@@ -15,6 +15,7 @@ from bot.errors import NotFound
 if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.kube import KubeClient
+    from bot.loki import LokiClient
 
 
 class Backends:
@@ -59,6 +60,28 @@ class Backends:
             client.close()
 
     # --- Loki (bot/loki.py) ------------------------------------------------------------------------
+    # Built on first use: a missing or down Loki only affects the log verbs (they answer with why).
+
+    _loki_client: LokiClient | None = None
+
+    def loki(self) -> LokiClient:
+        """The Loki client from catalog.loki, shared by every command thread."""
+        from bot.errors import UserError  # noqa: PLC0415 - keeps this section self-contained
+        from bot.loki import LokiClient  # noqa: PLC0415 - see above
+
+        if self.catalog.loki is None:
+            raise UserError("Loki is not configured in the catalog (add a `loki:` section with its url)")
+        with self._lock:
+            if self._loki_client is None:
+                self._loki_client = LokiClient.from_catalog(self.catalog.loki)
+            return self._loki_client
+
+    def close_loki(self) -> None:
+        """Drop Loki's connection pool (to be called from close())."""
+        with self._lock:
+            client, self._loki_client = self._loki_client, None
+        if client is not None:
+            client.close()
 
     # --- store (bot/store.py) ----------------------------------------------------------------------
 

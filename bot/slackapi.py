@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +37,8 @@ NOT_A_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
 INVITE_HINT = "I can't post in this channel: invite me with `/invite @svcbot` to get threaded progress and files."
 
 
-def api_url() -> str:
-    url = os.environ.get("SVCBOT_SLACK_API_URL", DEFAULT_API_URL)
+def api_url(environ: Mapping[str, str] | None = None) -> str:
+    url = (os.environ if environ is None else environ).get("SVCBOT_SLACK_API_URL") or DEFAULT_API_URL
     return url if url.endswith("/") else url + "/"
 
 
@@ -49,8 +50,9 @@ def retry_handlers() -> list[Any]:
     ]
 
 
-def make_web_client(token: str | None) -> WebClient:
-    return WebClient(token=token, base_url=api_url(), timeout=TIMEOUT_SECONDS, retry_handlers=retry_handlers())
+def make_web_client(token: str | None, base_url: str | None = None) -> WebClient:
+    return WebClient(token=token, base_url=base_url or api_url(), timeout=TIMEOUT_SECONDS,
+                     retry_handlers=retry_handlers())
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,248 @@
+"""The real Bolt app: signed HTTP requests and Socket Mode envelopes, answered through the sandbox Slack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot import app as bot_app
+from bot.backends import Backends
+from bot.catalog import load_catalog
+from bot.command import Command, CommandParser, Invocation
+from bot.dispatch import Dispatcher
+from bot.render import slack as slack_render
+from bot.render.document import Button, Buttons, Document, Paragraph
+from bot.reply import Message, Reply
+from bot.runtime import Runtime
+from bot.slackapi import Destination, SlackPoster, make_web_client
+from commands import registry
+from sandbox.slack import SlackSandbox, sign_request
+
+RELEASE = threading.Event()
+
+
+def stalled_run(_args: argparse.Namespace, invocation: Invocation) -> Reply:
+    """Stands in for a verb whose backend does not answer."""
+    RELEASE.wait(5)
+    return Message(title="too late")
+
+
+STALLED = Command(name="probe", summary="a verb whose backend stalls", usage="/svc probe",
+                  build_parser=lambda: CommandParser("probe", "/svc probe"), run=stalled_run)
+
+
+@pytest.fixture(name="slack", scope="module")
+def _slack() -> Iterator[SlackSandbox]:
+    with SlackSandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(name="catalog_path")
+def _catalog_path(example_catalog_path: Path, tmp_path: Path) -> Path:
+    """The example catalog with a 1 s command deadline."""
+    raw = yaml.safe_load(example_catalog_path.read_text())
+    raw["settings"]["command_deadline"] = "1s"
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def make_runtime(catalog_path: Path) -> Runtime:
+    catalog = load_catalog(catalog_path)
+    backends = Backends(catalog)
+    dispatcher = Dispatcher(catalog, backends, {**registry(), "probe": STALLED})
+    return Runtime(catalog=catalog, backends=backends, dispatcher=dispatcher)
+
+
+def http_env(slack: SlackSandbox) -> dict[str, str]:
+    return {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "SVCBOT_SLACK_API_URL": slack.api_url}
+
+
+@pytest.fixture(name="http_bot")
+def _http_bot(slack: SlackSandbox, catalog_path: Path) -> Iterator[bot_app.Running]:
+    slack.reset()
+    running = bot_app.start(catalog_path, port=0, health_port=0, environ=http_env(slack),
+                            runtime=make_runtime(catalog_path))
+    yield running
+    RELEASE.set()
+    running.stop(grace=2)
+    RELEASE.clear()
+
+
+def events_url(running: bot_app.Running) -> str:
+    assert running.events_server is not None
+    return f"http://127.0.0.1:{running.events_server.port}/slack/events"
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback test server
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+class TestHttpMode:
+    def test_signed_help_is_acked_and_answered(self, slack: SlackSandbox, http_bot: bot_app.Running) -> None:
+        """A correctly signed /svc help gets 200 within the ack and its answer at the response_url."""
+        body, headers = slack.slash_command_request("help")
+        started = time.monotonic()
+        status, _ = slack.post(events_url(http_bot), body, headers)
+        assert status == 200
+        assert time.monotonic() - started < 2.0
+        post = slack.wait_for("response_url", timeout=5)[0]
+        assert post.args["response_type"] == "ephemeral"
+        assert "/svc help [verb]" in json.dumps(post.args["blocks"])
+
+    @pytest.mark.parametrize("tamper", ["signature", "missing", "stale"])
+    def test_bad_requests_rejected(self, slack: SlackSandbox, http_bot: bot_app.Running, tamper: str) -> None:
+        """A wrong signature, missing headers or a timestamp older than 5 minutes get 401 and nothing is posted."""
+        if tamper == "signature":
+            body, headers = slack.slash_command_request("help", secret="not-the-secret")
+        elif tamper == "missing":
+            body, _ = slack.slash_command_request("help")
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        else:
+            body, headers = slack.slash_command_request("help", timestamp=int(time.time()) - 6 * 60)
+        status, _ = slack.post(events_url(http_bot), body, headers)
+        assert status == 401
+        time.sleep(0.3)
+        assert slack.response_posts() == []
+
+    def test_usage_error_answered_in_the_ack(self, slack: SlackSandbox, http_bot: bot_app.Running) -> None:
+        """An unknown verb needs no backend: the ack itself carries the ephemeral error."""
+        body, headers = slack.slash_command_request("sttus payment")
+        status, text = slack.post(events_url(http_bot), body, headers)
+        assert status == 200
+        answer = json.loads(text)
+        assert answer["response_type"] == "ephemeral"
+        assert "unknown command 'sttus'" in answer["text"]
+
+    def test_stalled_command_does_not_delay_others(self, slack: SlackSandbox, http_bot: bot_app.Running) -> None:
+        """A stalled command is answered at its deadline; a later command is acked and answered meanwhile."""
+        stalled_body, stalled_headers = slack.slash_command_request("probe")
+        help_body, help_headers = slack.slash_command_request("help")
+        started = time.monotonic()
+        assert slack.post(events_url(http_bot), stalled_body, stalled_headers)[0] == 200
+        assert slack.post(events_url(http_bot), help_body, help_headers)[0] == 200
+        assert time.monotonic() - started < 2.0
+        first = slack.wait_for("response_url", timeout=5)[0]
+        assert "/svc help [verb]" in json.dumps(first.args)
+        posts = slack.wait_for("response_url", count=2, timeout=5)
+        assert "no answer within the command deadline (1s)" in posts[1].args["text"]
+        assert time.monotonic() - started < 4.0
+
+    def test_health_endpoints(self, slack: SlackSandbox, http_bot: bot_app.Running) -> None:
+        """/healthz and /readyz answer 200, /metrics counts commands by verb and outcome."""
+        base = f"http://127.0.0.1:{http_bot.health_server.port}"
+        body, headers = slack.slash_command_request("help")
+        slack.post(events_url(http_bot), body, headers)
+        slack.wait_for("response_url", timeout=5)
+        assert get(base + "/healthz")[0] == 200
+        assert get(base + "/readyz") == (200, "ready\n")
+        status, text = get(base + "/metrics")
+        assert status == 200
+        assert 'svcbot_commands_total{outcome="ok",verb="help"}' in text
+        http_bot.health.stopping = True
+        assert get(base + "/readyz")[0] == 503
+
+
+class TestSocketMode:
+    @pytest.fixture(name="socket_bot")
+    def _socket_bot(self, slack: SlackSandbox, catalog_path: Path) -> Iterator[bot_app.Running]:
+        slack.reset()
+        running = bot_app.start(catalog_path, port=0, health_port=0, environ=slack.env(),
+                                runtime=make_runtime(catalog_path))
+        slack.wait_for_connections(1, timeout=10)
+        yield running
+        assert running.socket_handler is not None
+        slack.close_socket_mode_client(running.socket_handler.client)
+        running.socket_handler = None
+        running.stop(grace=2)
+
+    def test_slash_command_over_socket_mode(self, slack: SlackSandbox, socket_bot: bot_app.Running) -> None:
+        """A slash command envelope is acked over the socket and answered at its response_url."""
+        envelope_id = slack.send_slash_command("help")
+        slack.wait_for_ack(envelope_id, timeout=5)
+        post = slack.wait_for("response_url", timeout=5)[0]
+        assert "/svc help [verb]" in json.dumps(post.args)
+        base = f"http://127.0.0.1:{socket_bot.health_server.port}"
+        assert get(base + "/readyz") == (200, "ready\n")
+
+    def test_block_actions_over_socket_mode(self, slack: SlackSandbox, socket_bot: bot_app.Running) -> None:
+        """An approval-style button click is acked and answered to the clicking user only."""
+        poster = SlackPoster(make_web_client(slack.bot_token, slack.api_url))
+        buttons = Buttons((Button("Approve", "svc_approve", "42", style="primary"),
+                           Button("Reject", "svc_reject", "42", style="danger")))
+        poster.post("C0SANDBOX", slack_render.render(Document(summary="deploy?", elements=(buttons,))))
+        envelope_id = slack.send_block_actions("svc_approve", "42", user_id="U02CCC")
+        slack.wait_for_ack(envelope_id, timeout=5)
+        post = slack.wait_for("response_url", timeout=5)[0]
+        assert post.args["response_type"] == "ephemeral"
+
+    def test_readiness_follows_the_connection(self, slack: SlackSandbox, socket_bot: bot_app.Running) -> None:
+        """/readyz turns 503 when the Socket Mode connection is lost."""
+        assert socket_bot.socket_handler is not None
+        client = socket_bot.socket_handler.client
+        client.auto_reconnect_enabled = False
+        slack.disconnect_all("close")
+        base = f"http://127.0.0.1:{socket_bot.health_server.port}"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and get(base + "/readyz")[0] == 200:
+            time.sleep(0.05)
+        assert get(base + "/readyz") == (503, "slack connection down\n")
+
+
+class TestDelivery:
+    def test_not_in_channel_falls_back_to_response_url(self, slack: SlackSandbox) -> None:
+        """A message that must be posted in a channel the bot is not in goes to response_url with an invite hint."""
+        slack.reset()
+        poster = SlackPoster(make_web_client(slack.bot_token, slack.api_url))
+        message = slack_render.render(Document(summary="deploy started", elements=(Paragraph("deploy"),),
+                                               extra={"delivery": "post"}))
+        response_url = slack.response_url()
+        ts = poster.deliver(message, Destination(channel="C0ELSEWHERE", user="U01AAA", response_url=response_url))
+        assert ts is None
+        texts = [call.args.get("text", "") for call in slack.wait_for("response_url", count=2)]
+        assert texts[0] == "deploy started"
+        assert "/invite @svcbot" in texts[1]
+
+    def test_long_output_goes_as_a_file(self, slack: SlackSandbox) -> None:
+        """Output too long for a message is cut with a note and uploaded whole as a file."""
+        slack.reset()
+        poster = SlackPoster(make_web_client(slack.bot_token, slack.api_url))
+        document = Document(summary="many lines", elements=tuple(Paragraph(f"line {i}") for i in range(200)))
+        message = slack_render.render(document)
+        poster.deliver(message, Destination(channel="C0SANDBOX", user="U01AAA", response_url=slack.response_url()))
+        slack.wait_for("files.completeUploadExternal", timeout=5)
+        files = slack.uploaded_files()
+        assert len(files) == 1 and "line 199" in files[0].text
+
+    def test_rate_limited_then_posted(self, slack: SlackSandbox) -> None:
+        """A ratelimited chat.postMessage is retried after Retry-After and succeeds."""
+        slack.reset()
+        slack.set_fault("chat.postMessage", mode="ratelimited", retry_after=1, times=1)
+        poster = SlackPoster(make_web_client(slack.bot_token, slack.api_url))
+        started = time.monotonic()
+        ts = poster.post("C0SANDBOX", slack_render.render(Document(summary="hello")))
+        assert ts and time.monotonic() - started >= 0.9
+        assert [call.status for call in slack.calls("chat.postMessage")] == [429, 200]
+
+
+def test_signature_helper_matches_slack_vector() -> None:
+    """The sandbox's signer reproduces Slack's documented test vector (so our signed requests are real ones)."""
+    body = ("token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&"
+            "channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&"
+            "response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&"
+            "trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+    headers = sign_request(body, "8f742231b10e8888abcd99yyyzzz85a5", 1531420618)
+    assert headers["X-Slack-Signature"] == "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
