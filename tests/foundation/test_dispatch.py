@@ -148,7 +148,8 @@ class TestHelp:
     def test_one_verb(self, dispatcher: Dispatcher) -> None:
         """help <verb> shows that verb's usage and examples."""
         text = render_reply(dispatcher.execute("help help", "U01AAA"))
-        assert "/svc help [verb]" in text and "/svc help logs" in text
+        assert "/svc help [verb]" in text
+        assert "/svc help logs" in text
 
     def test_unknown_verb(self, dispatcher: Dispatcher) -> None:
         """help for an unknown verb lists the known ones."""

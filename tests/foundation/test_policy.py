@@ -28,14 +28,16 @@ def with_rules(example_catalog_path: Path, rules: list[dict[str, Any]]) -> Catal
 def test_oncall_deploys_staging_without_approval(catalog: Catalog) -> None:
     """A member of the allowed group deploys to a non-protected environment at once."""
     decision = Policy(catalog).check("deploy", ["staging"], "U01AAA")
-    assert decision.allowed and decision.approval is None
+    assert decision.allowed
+    assert decision.approval is None
 
 
 def test_prod_deploy_needs_approval(catalog: Catalog) -> None:
     """The prod rule's approval block comes with the decision."""
     decision = Policy(catalog).check("deploy", ["prod"], "U01BBB")
     assert decision.allowed
-    assert decision.approval is not None and decision.approval.quorum == 1
+    assert decision.approval is not None
+    assert decision.approval.quorum == 1
 
 
 def test_denied_names_who_may(catalog: Catalog) -> None:
@@ -65,7 +67,8 @@ def test_every_env_is_checked(example_catalog_path: Path) -> None:
     policy = Policy(catalog)
     assert policy.check("diff", ["staging", "prod"], "U01AAA").allowed
     decision = policy.check("diff", ["staging", "prod"], "U02CCC")
-    assert not decision.allowed and "prod" in decision.reason
+    assert not decision.allowed
+    assert "prod" in decision.reason
 
 
 def test_strictest_rule_wins(example_catalog_path: Path) -> None:
@@ -76,7 +79,9 @@ def test_strictest_rule_wins(example_catalog_path: Path) -> None:
          "approval": {"approvers": ["release-managers"], "quorum": 2}},
     ])
     decision = Policy(catalog).check("deploy", ["staging"], "U01AAA")
-    assert decision.allowed and decision.approval is not None and decision.approval.quorum == 2
+    assert decision.allowed
+    assert decision.approval is not None
+    assert decision.approval.quorum == 2
 
 
 def test_slack_user_groups_resolve(catalog: Catalog) -> None:

@@ -35,7 +35,8 @@ def test_replace_original_updates_the_clicked_message(slack: SlackSandbox, web: 
     WebhookClient(url).send(text="approved by <@U02CCC>", replace_original=True)
     msg = slack.message("C0SANDBOX", ts)
     assert msg is not None
-    assert msg["text"] == "approved by <@U02CCC>" and "blocks" not in msg
+    assert msg["text"] == "approved by <@U02CCC>"
+    assert "blocks" not in msg
 
 
 def test_delete_original_removes_the_message(slack: SlackSandbox, web: WebClient) -> None:

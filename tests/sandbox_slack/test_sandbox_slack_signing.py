@@ -63,7 +63,8 @@ def test_slack_sdk_verifier_accepts_a_fresh_signature() -> None:
 def test_slash_command_body_fields() -> None:
     """slash_command_body is Slack's form encoding of the slash command fields, spaces as '+'."""
     body = slash_command_body("deploy payment prod v1.2.3", "U01AAA", "C0SANDBOX", "http://h/response/1")
-    assert "text=deploy+payment+prod+v1.2.3" in body and "command=%2Fsvc" in body
+    assert "text=deploy+payment+prod+v1.2.3" in body
+    assert "command=%2Fsvc" in body
     fields = dict(parse_qsl(body, keep_blank_values=True))
     assert (fields["user_id"], fields["channel_id"], fields["response_url"]) == (
         "U01AAA",
@@ -84,7 +85,8 @@ def test_block_actions_body_is_payload_json() -> None:
     )
     assert body.startswith("payload=")
     payload = json.loads(unquote(body[len("payload=") :]))
-    assert payload["type"] == "block_actions" and payload["actions"][0]["value"] == "req-1"
+    assert payload["type"] == "block_actions"
+    assert payload["actions"][0]["value"] == "req-1"
 
 
 def make_app(slack: SlackSandbox) -> App:
@@ -130,7 +132,7 @@ class _QuietHandler(WSGIRequestHandler):
 def fixture_bolt_http_url(slack: SlackSandbox) -> Iterator[str]:
     """A Bolt app served over real HTTP (wsgiref) at /slack/events."""
     server = make_server("127.0.0.1", 0, SlackRequestHandler(make_app(slack)), handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/slack/events"
     server.shutdown()
@@ -159,6 +161,7 @@ def test_signed_click_over_http_updates_the_message(slack: SlackSandbox, web: We
     assert slack.post(bolt_http_url, body, headers)[0] == 200
     slack.wait_for("chat.update")
     msg = slack.message("C0APPROVALS", ts)
-    assert msg is not None and msg["text"] == "approved"
+    assert msg is not None
+    assert msg["text"] == "approved"
     unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
     assert slack.post(bolt_http_url, body, unsigned)[0] == 401

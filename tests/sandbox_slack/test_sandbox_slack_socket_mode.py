@@ -13,6 +13,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from websockets.exceptions import InvalidStatus
@@ -22,7 +23,7 @@ from sandbox.slack import SlackSandbox
 
 Factory = Callable[..., SocketModeClient]
 
-APPROVAL_BLOCKS = [
+APPROVAL_BLOCKS: list[dict[str, Any]] = [
     {"type": "section", "text": {"type": "mrkdwn", "text": "deploy payment v1.4.2 to prod?"}},
     {
         "type": "actions",
@@ -47,11 +48,13 @@ APPROVAL_BLOCKS = [
 ]
 
 
-def acking_client(socket_client: Factory, slack: SlackSandbox, answer: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+def acking_client(
+    socket_client: Factory, slack: SlackSandbox, answer: dict[str, Any] | None = None
+) -> tuple[SocketModeClient, queue.Queue[SocketModeRequest]]:
     """A connected client that acks every request (with ``answer`` as payload) and queues it."""
     received: queue.Queue[SocketModeRequest] = queue.Queue()
 
-    def listener(client: SocketModeClient, req: SocketModeRequest) -> None:
+    def listener(client: BaseSocketModeClient, req: SocketModeRequest) -> None:
         received.put(req)
         client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=answer))
 
@@ -69,7 +72,8 @@ def test_connect_goes_through_apps_connections_open_and_gets_hello(slack: SlackS
     client.message_listeners.append(lambda _c, message, _raw: messages.put(message))
     client.connect()
     hello = messages.get(timeout=5)
-    assert hello["type"] == "hello" and hello["num_connections"] == 1
+    assert hello["type"] == "hello"
+    assert hello["num_connections"] == 1
     assert hello["connection_info"] == {"app_id": slack.app_id}
     (open_call,) = slack.calls("apps.connections.open")
     assert open_call.response["url"].startswith(f"{slack.socket_mode_url}?ticket=")
@@ -93,7 +97,9 @@ def test_slash_command_envelope_is_delivered_and_acked(slack: SlackSandbox, sock
         "alice",
     )
     assert req.payload["response_url"].startswith(f"{slack.base_url}/response/")
-    assert ack.payload is None and ack.latency is not None and ack.latency < 3
+    assert ack.payload is None
+    assert ack.latency is not None
+    assert ack.latency < 3
 
 
 def test_ack_payload_is_recorded(slack: SlackSandbox, socket_client: Factory) -> None:
@@ -120,7 +126,8 @@ def test_block_actions_click_on_a_posted_message(slack: SlackSandbox, socket_cli
         "channel_id": "C0APPROVALS",
         "is_ephemeral": False,
     }
-    assert body["channel"]["id"] == "C0APPROVALS" and body["message"]["ts"] == ts
+    assert body["channel"]["id"] == "C0APPROVALS"
+    assert body["message"]["ts"] == ts
     assert body["message"]["blocks"] == APPROVAL_BLOCKS
     (action,) = body["actions"]
     assert (action["action_id"], action["block_id"], action["value"], action["type"], action["style"]) == (
@@ -131,7 +138,9 @@ def test_block_actions_click_on_a_posted_message(slack: SlackSandbox, socket_cli
         "primary",
     )
     assert action["text"]["text"] == "Approve"
-    assert body["state"] == {"values": {}} and body["trigger_id"] and body["response_url"]
+    assert body["state"] == {"values": {}}
+    assert body["trigger_id"]
+    assert body["response_url"]
 
 
 def test_clicking_a_missing_button_is_an_error(slack: SlackSandbox) -> None:
@@ -218,6 +227,7 @@ def test_bolt_app_in_socket_mode_answers_command_and_click(slack: SlackSandbox) 
         slack.wait_for_ack(slack.send_block_actions("deploy_approve", user_id="U02CCC", channel_id="C0APPROVALS"))
         slack.wait_for("chat.update")
         msg = slack.message("C0APPROVALS", ts)
-        assert msg is not None and msg["text"] == "approved by <@U02CCC> (req-42)"
+        assert msg is not None
+        assert msg["text"] == "approved by <@U02CCC> (req-42)"
     finally:
         slack.close_socket_mode_client(handler.client)

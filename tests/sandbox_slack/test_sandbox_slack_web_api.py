@@ -54,7 +54,8 @@ class TestAuth:
         assert "token" not in call.args
         assert all(k.lower() != "authorization" for k in call.headers)
         assert slack.bot_token not in repr(call.headers)
-        assert call.ok and call.status == 200
+        assert call.ok
+        assert call.status == 200
 
     def test_unknown_method_answers_unknown_method(self, web: WebClient) -> None:
         """A method the sandbox does not implement answers unknown_method rather than pretending."""
@@ -76,7 +77,8 @@ class TestChat:
     def test_ts_increases_monotonically(self, web: WebClient) -> None:
         """Successive posts get strictly increasing timestamps of the same shape."""
         stamps = [web.chat_postMessage(channel="C0SANDBOX", text=str(i))["ts"] for i in range(3)]
-        assert stamps == sorted(stamps) and len(set(stamps)) == 3
+        assert stamps == sorted(stamps)
+        assert len(set(stamps)) == 3
         assert all(len(ts) == len("1700000000.000100") for ts in stamps)
 
     def test_json_body_is_accepted(self, slack: SlackSandbox, web: WebClient) -> None:
@@ -99,7 +101,9 @@ class TestChat:
         assert (resp["ts"], resp["text"]) == (ts, "approved")
         stored = slack.message("C0SANDBOX", ts)
         assert stored is not None
-        assert stored["text"] == "approved" and stored["blocks"] == [SECTION] and "edited" in stored
+        assert stored["text"] == "approved"
+        assert stored["blocks"] == [SECTION]
+        assert "edited" in stored
 
     def test_update_of_unknown_message_is_message_not_found(self, web: WebClient) -> None:
         """chat.update on a ts that was never posted answers message_not_found."""
@@ -223,14 +227,16 @@ class TestRecording:
         web.chat_postMessage(channel="C0SANDBOX", text="x")
         slack.set_fault("auth.test", "error500", times=None)
         slack.reset()
-        assert slack.calls() == [] and slack.messages() == []
+        assert slack.calls() == []
+        assert slack.messages() == []
         assert web.auth_test()["ok"]
         assert "C0SANDBOX" in slack.channels
 
     def test_addresses_and_env_point_at_the_sandbox(self, slack: SlackSandbox) -> None:
         """addresses() and env() name the running servers and the sandbox credentials."""
         addresses = slack.addresses()
-        assert addresses["slack_api_url"] == slack.api_url and slack.api_url.endswith("/api/")
+        assert addresses["slack_api_url"] == slack.api_url
+        assert slack.api_url.endswith("/api/")
         assert addresses["socket_mode_url"].startswith("ws://127.0.0.1:")
         assert slack.env()["SVCBOT_SLACK_API_URL"] == slack.api_url
         assert slack.env()["SLACK_APP_TOKEN"].startswith("xapp-")
