@@ -119,8 +119,10 @@ class Dispatcher:
         started = time.monotonic()
         deadline = deadline or started + self.catalog.settings.command_deadline
         verb = "?"
-        with structlog.contextvars.bound_contextvars(request_id=request_id, user=user, channel=channel,
-                                                     source=source):
+        context = {"request_id": request_id, "user": user, "channel": channel, "source": source}
+        if os_user:
+            context["os_user"] = os_user  # terminal commands are audited with the OS user too
+        with structlog.contextvars.bound_contextvars(**context):
             try:
                 parsed = self.parse(text)
                 verb = parsed.command.name

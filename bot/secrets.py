@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -118,7 +119,7 @@ def _looks_random(part: str) -> bool:
         return True
     if len(letters) < 8:
         return False
-    flips = sum(1 for left, right in zip(letters, letters[1:], strict=False) if left.isupper() != right.isupper())
+    flips = sum(1 for left, right in itertools.pairwise(letters) if left.isupper() != right.isupper())
     return flips / (len(letters) - 1) >= 0.35
 
 

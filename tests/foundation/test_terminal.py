@@ -1,0 +1,100 @@
+"""The terminal: the shell's built-ins and identity rules, `svcbot run` exit codes, logs on stderr only."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.errors import UsageError
+from bot.runtime import build_runtime
+from bot.shell import Shell, default_user, resolve_as
+
+
+def catalog_file(example_catalog_path: Path, tmp_path: Path, allow_as: bool) -> Path:
+    raw: dict[str, Any] = yaml.safe_load(example_catalog_path.read_text())
+    raw["terminal"]["allow_as"] = allow_as
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def run_shell(path: Path, user: str, lines: list[str]) -> str:
+    runtime = build_runtime(path)
+    feed = iter(lines)
+
+    def read(_prompt: str) -> str:
+        try:
+            return next(feed)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    Shell(runtime.dispatcher, user, out=out, read=read).loop()
+    return out.getvalue()
+
+
+def test_shell_session(example_catalog_path: Path, tmp_path: Path) -> None:
+    """The shell runs commands, switches user with `as`, answers whoami and stops at exit."""
+    path = catalog_file(example_catalog_path, tmp_path, allow_as=True)
+    output = run_shell(path, "U01AAA", ["/svc help", "as alice", "whoami", "as U02CCC", "whoami", "exit", "help"])
+    assert "/svc help [verb]" in output
+    assert "now acting as U01AAA" in output
+    assert "acting as U02CCC" in output
+    assert output.count("svcbot commands") == 1  # nothing after exit
+
+
+def test_as_refused_unless_allowed(example_catalog_path: Path, tmp_path: Path) -> None:
+    """`as` is refused when the catalog does not allow acting as someone else."""
+    path = catalog_file(example_catalog_path, tmp_path, allow_as=False)
+    output = run_shell(path, "terminal:me", ["as U02CCC", "whoami"])
+    assert "acting as another user is off in this catalog" in output
+    assert "acting as terminal:me" in output
+
+
+def test_identity_rules(example_catalog_path: Path, tmp_path: Path) -> None:
+    """Without --as the OS user maps through terminal.users, or is nobody in particular."""
+    catalog = build_runtime(catalog_file(example_catalog_path, tmp_path, allow_as=True)).catalog
+    assert default_user(catalog, "alice") == "U01AAA"
+    assert default_user(catalog, "mallory") == "terminal:mallory"
+    assert resolve_as(catalog, "alice") == "U01AAA"
+    with pytest.raises(UsageError, match="neither a Slack user id"):
+        resolve_as(catalog, "bob; rm -rf /")
+
+
+def svcbot(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, check=False,
+                          timeout=60)
+
+
+def test_run_prints_answer_on_stdout_and_logs_on_stderr(example_catalog_path: Path) -> None:
+    """`svcbot run` prints only the answer on stdout; JSON log lines go to stderr, with the OS user."""
+    result = svcbot("--log-level", "INFO", "run", "help", "--catalog", str(example_catalog_path))
+    assert result.returncode == 0
+    assert result.stdout.startswith("svcbot commands")
+    finished = [json.loads(line) for line in result.stderr.splitlines() if '"command.finished"' in line]
+    assert len(finished) == 1
+    assert finished[0]["verb"] == "help"
+    assert finished[0]["source"] == "terminal"
+    assert finished[0]["os_user"]
+
+
+def test_run_exit_code_for_user_error(example_catalog_path: Path) -> None:
+    """A user error exits 1 with the message on stdout."""
+    result = svcbot("run", "sttus payment", "--catalog", str(example_catalog_path))
+    assert result.returncode == 1
+    assert "unknown command 'sttus'" in result.stdout
+
+
+def test_missing_catalog_is_explained() -> None:
+    """Without a catalog, svcbot says where it looked and what to do."""
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "run", "help"], capture_output=True, text=True,
+                            check=False, cwd="/", timeout=60)
+    assert result.returncode == 1
+    assert "no catalog: pass --catalog PATH or set SVCBOT_CATALOG" in result.stderr
