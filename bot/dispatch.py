@@ -21,8 +21,9 @@ from bot import metrics
 from bot.backends import Backends
 from bot.catalog import Catalog
 from bot.command import Command, Invocation, no_progress
-from bot.errors import BackendError, DeadlineExceeded, Forbidden, UsageError, UserError
+from bot.errors import BackendError, DeadlineExceeded, Forbidden, RateLimited, UsageError, UserError
 from bot.policy import Decision, Policy
+from bot.ratelimit import RateLimiter, describe_wait
 from bot.reply import Reply, error_message
 
 log = structlog.get_logger("svcbot.dispatch")
@@ -72,6 +73,8 @@ class Dispatcher:
         self.backends = backends
         self.commands = dict(commands)
         self.policy = policy or Policy(catalog)
+        limit, window = catalog.settings.rate_limit.per_user_window
+        self.rate_limiter = RateLimiter(limit, window)
 
     # --- parsing ----------------------------------------------------------------------------------------
 
@@ -127,6 +130,7 @@ class Dispatcher:
                 parsed = self.parse(text)
                 verb = parsed.command.name
                 structlog.contextvars.bind_contextvars(verb=verb)
+                self._check_rate(parsed, user)
                 decision = self.authorize(parsed, user)
                 if not decision.allowed:
                     raise Forbidden(decision.reason)
@@ -160,6 +164,14 @@ class Dispatcher:
             metrics.COMMANDS.labels(verb=verb, outcome=reply.outcome.value).inc()
             metrics.COMMAND_SECONDS.labels(verb=verb).observe(elapsed)
             return reply
+
+    def _check_rate(self, parsed: ParsedCommand, user: str) -> None:
+        if parsed.command.name == "help":
+            return
+        wait = self.rate_limiter.acquire(user)
+        if wait:
+            limit = self.catalog.settings.rate_limit.per_user
+            raise RateLimited(f"too many commands ({limit} per user): try again in {describe_wait(wait)}")
 
     def _run_with_deadline(self, parsed: ParsedCommand, invocation: Invocation) -> Reply:
         """Run in a helper thread so a stalled backend cannot hold the answer past the deadline.

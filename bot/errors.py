@@ -45,6 +45,10 @@ class Conflict(UserError):
     """Someone else got there first: a held deploy lock, a request already decided."""
 
 
+class RateLimited(UserError):
+    """The user ran too many commands in the window the catalog allows."""
+
+
 class BackendError(BotError):
     """A backend (a cluster, Loki, Slack) failed in a way the user should hear about by name."""
 
