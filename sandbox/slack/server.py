@@ -34,7 +34,7 @@ from sandbox.slack.socket_mode import Ack, Envelope, SocketModeEndpoint
 logger = logging.getLogger("sandbox.slack")
 
 JSON_FIELDS = ("blocks", "attachments", "files", "metadata")
-BOT_TOKEN_METHODS_ALLOWED_WITHOUT_AUTH = ("api.test",)
+NO_AUTH_METHODS = ("api.test",)
 APP_TOKEN_METHODS = ("apps.connections.open",)
 FAULT_MODES = ("ratelimited", "error500", "error", "delay")
 FIRST_TS = 1_700_000_000_000_100  # microseconds: "1700000000.000100"
@@ -205,7 +205,9 @@ class SlackSandbox:
         httpd.daemon_threads = True
         self._httpd = httpd
         self._port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, name="slack-sandbox-http", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-sandbox-http", daemon=True
+        )
         self._thread.start()
         self.socket_mode.start()
         return self
@@ -497,12 +499,14 @@ class SlackSandbox:
     def close_socket_mode_client(self, client: Any) -> None:
         """Close a slack_sdk ``SocketModeClient`` (e.g. ``SocketModeHandler.client``) without waiting.
 
-        The client's close() otherwise waits up to its 3 s receive timeout; here reconnects are turned off
-        and the sandbox hangs up first, so the client's receive returns at once.
+        The client's close() otherwise waits up to its 3 s receive timeout and 1 s queue poll; here
+        reconnects are turned off, the sandbox hangs up first and the queue is woken, so it returns at once.
         """
         client.auto_reconnect_enabled = False
         client.default_auto_reconnect_enabled = False
         self.disconnect_all("close")
+        client.closed = True
+        client.message_queue.put(None)  # wakes its message processor, which polls the queue every second
         client.close()
 
     def connection_count(self) -> int:
@@ -734,7 +738,7 @@ class SlackSandbox:
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}
         try:
-            if method not in BOT_TOKEN_METHODS_ALLOWED_WITHOUT_AUTH:
+            if method not in NO_AUTH_METHODS:
                 self._authorize(method, token)
             return 200, handler(self, args)
         except _ApiError as e:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
@@ -188,6 +189,17 @@ def test_raw_websocket_client_sees_hello_and_acks(slack: SlackSandbox) -> None:
         assert envelope["envelope_id"] == envelope_id
         ws.send(json.dumps({"envelope_id": envelope_id}))
         assert slack.wait_for_ack(envelope_id).payload is None
+
+
+def test_control_endpoint_pushes_a_slash_command(slack: SlackSandbox) -> None:
+    """POST /_sandbox/slash_command lets another process push a command to the connected app."""
+    url = WebClient(base_url=slack.api_url).apps_connections_open(app_token=slack.app_token)["url"]
+    with connect(url, open_timeout=2) as ws:
+        ws.recv(timeout=2)  # hello
+        resp = requests.post(f"{slack.base_url}/_sandbox/slash_command", json={"text": "status"}, timeout=5)
+        envelope = json.loads(ws.recv(timeout=2))
+    assert resp.json() == {"ok": True, "envelope_id": envelope["envelope_id"]}
+    assert envelope["payload"]["text"] == "status"
 
 
 def test_apps_connections_open_wants_the_app_token(slack: SlackSandbox, web: WebClient) -> None:

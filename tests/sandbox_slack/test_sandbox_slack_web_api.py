@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -203,6 +204,13 @@ class TestUsergroupsAndFiles:
             web.files_upload_v2(channel="C0ELSEWHERE", content="x", filename="a.txt")
         assert api_error(excinfo) == "not_in_channel"
         assert not slack.uploaded_files()[0].completed
+
+    def test_upload_url_accepts_multipart(self, slack: SlackSandbox, web: WebClient) -> None:
+        """The upload URL also takes a multipart/form-data body and stores the file part's bytes."""
+        ticket = web.files_getUploadURLExternal(filename="diff.txt", length=5)
+        resp = requests.post(ticket["upload_url"], files={"file": ("diff.txt", b"a\x00b\nc")}, timeout=5)
+        assert (resp.status_code, resp.text) == (200, "OK - 5")
+        assert slack.uploaded_files()[0].content == b"a\x00b\nc"
 
 
 class TestRecording:
