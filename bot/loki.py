@@ -220,7 +220,8 @@ def _json(response: requests.Response) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BackendError("Loki answered with JSON that is not an object")
     if payload.get("status", "success") != "success":
-        raise BackendError(f"Loki answered status {payload.get('status')!r}: {str(payload.get('error', ''))[:BODY_LIMIT]}")
+        detail = str(payload.get("error", ""))[:BODY_LIMIT]
+        raise BackendError(f"Loki answered status {payload.get('status')!r}: {detail}")
     return payload
 
 
@@ -262,7 +263,8 @@ def _point(value: object) -> tuple[float, float]:
 
 
 def _matrix(result: list[Any]) -> list[Series]:
-    return [Series(labels=_labels(item.get("metric")), points=tuple(_point(value) for value in _list(item.get("values"))))
+    return [Series(labels=_labels(item.get("metric")),
+                   points=tuple(_point(value) for value in _list(item.get("values"))))
             for item in result if isinstance(item, dict)]
 
 

@@ -2,8 +2,10 @@
 
 Keeping Slack's limits (blocks, characters, fields) in one renderer means no view can produce a message
 Slack rejects; keeping the text renderer on the same document means the terminal shows the same answer.
-Text in elements is plain: renderers escape it. Slack mentions (`<@U123>`, `<!subteam^S123>`) and links
-(`<https://...|label>`) pass through as written.
+Text in elements is plain: renderers escape it. Text from backends (log lines, events, pod output) is
+untrusted and escaped completely, so it can never mention anyone or disguise a link. Only elements built
+from svcbot's own words may set `markup=True`, which lets Slack mentions (`<@U123>`, `<!subteam^S123>`) and
+links (`<https://...|label>`) through as written.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Paragraph:
     text: str
     tone: Tone | None = None  # a marker in front when set
     strong: bool = False
+    markup: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Lines:
     """A list of short lines, each with an optional marker."""
 
     items: tuple[tuple[Tone | None, str], ...]
+    markup: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Note:
     """Small print: context, hints, links."""
 
     text: str
+    markup: bool = False
 
 
 @dataclass(frozen=True)

@@ -50,12 +50,18 @@ MARKERS = {
 _TOKEN = re.compile(r"(<@[UW][A-Z0-9]+>|<!subteam\^S[A-Z0-9]+>|<https?://[^\s<>|]+(?:\|[^<>]+)?>)")
 
 
-def escape(text: str) -> str:
-    """Escape &, < and > as Slack requires, keeping mentions and links written in Slack's syntax."""
+def escape(text: str, markup: bool = False) -> str:
+    """Escape &, < and > as Slack requires; with `markup`, mentions and links in Slack's syntax survive."""
+    if not markup:
+        return _escape_all(text)
     parts = _TOKEN.split(text)
     for index in range(0, len(parts), 2):
-        parts[index] = parts[index].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        parts[index] = _escape_all(parts[index])
     return "".join(parts)
+
+
+def _escape_all(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,7 @@ def _blocks(element: Element) -> list[dict[str, Any]]:
         return [{"type": "header", "text": {"type": "plain_text", "text": _clip(element.text, MAX_HEADER_TEXT),
                                              "emoji": True}}]
     if isinstance(element, Paragraph):
-        body = escape(element.text)
+        body = escape(element.text, element.markup)
         if element.strong and body.strip():
             body = f"*{body}*"
         return [_section(piece) for piece in _chunks((_marker(element.tone) + body).split("\n"),
@@ -160,7 +166,7 @@ def _blocks(element: Element) -> list[dict[str, Any]]:
         return [{"type": "section", "fields": fields[start:start + MAX_FIELDS]}
                 for start in range(0, len(fields), MAX_FIELDS)]
     if isinstance(element, Lines):
-        lines = [_marker(tone) + escape(text) for tone, text in element.items]
+        lines = [_marker(tone) + escape(text, element.markup) for tone, text in element.items]
         return [_section(piece) for piece in _chunks(lines, MAX_SECTION_TEXT)]
     if isinstance(element, Table):
         lines = text_render.table_lines(element)
@@ -171,7 +177,7 @@ def _blocks(element: Element) -> list[dict[str, Any]]:
         return [_section(piece) for piece in _chunks([escape(line) for line in lines], MAX_SECTION_TEXT,
                                                       ("```", "```"))]
     if isinstance(element, Note):
-        return [_context(escape(element.text))]
+        return [_context(escape(element.text, element.markup))]
     if isinstance(element, Divider):
         return [{"type": "divider"}]
     if isinstance(element, Buttons):

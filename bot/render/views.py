@@ -35,11 +35,12 @@ def to_document(reply: Reply) -> Document:
 
 @view(Message)
 def message_view(reply: Message) -> Document:
-    elements: list[Element] = [Paragraph(reply.title, tone=reply.tone, strong=True)]
+    # Messages are svcbot's own words (a denial may mention who may approve), so Slack markup is allowed.
+    elements: list[Element] = [Paragraph(reply.title, tone=reply.tone, strong=True, markup=True)]
     if reply.lines:
-        elements.append(Lines(tuple((None, line) for line in reply.lines)))
+        elements.append(Lines(tuple((None, line) for line in reply.lines), markup=True))
     if reply.hint:
-        elements.append(Note(reply.hint))
+        elements.append(Note(reply.hint, markup=True))
     return Document(summary=reply.title, elements=tuple(elements), public=reply.public, tone=reply.tone)
 
 

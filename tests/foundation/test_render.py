@@ -58,10 +58,15 @@ def test_fields_split_by_ten() -> None:
     assert [len(block["fields"]) for block in message.blocks] == [10, 10, 3]
 
 
-def test_escaping_keeps_mentions_and_links() -> None:
-    """&, < and > are escaped; mentions and links written in Slack syntax survive."""
-    escaped = slack.escape("a<b & c> <@U01AAA> <https://grafana.example.com/x|Grafana> <!here>")
-    assert escaped == ("a&lt;b &amp; c&gt; <@U01AAA> <https://grafana.example.com/x|Grafana> &lt;!here&gt;")
+def test_escaping_keeps_mentions_and_links_only_in_markup() -> None:
+    """&, < and > are escaped; mentions and links survive only in svcbot's own markup, never in backend text."""
+    text = "a<b & c> <@U01AAA> <https://grafana.example.com/x|Grafana> <!here>"
+    assert slack.escape(text, markup=True) == (
+        "a&lt;b &amp; c&gt; <@U01AAA> <https://grafana.example.com/x|Grafana> &lt;!here&gt;")
+    assert slack.escape(text) == (
+        "a&lt;b &amp; c&gt; &lt;@U01AAA&gt; &lt;https://grafana.example.com/x|Grafana&gt; &lt;!here&gt;")
+    log_line = Document(summary="logs", elements=(Lines(((None, "ping <@U01AAA> <!channel>"),)),))
+    assert "<@" not in json.dumps(slack.render(log_line).blocks)
 
 
 def test_text_table_aligned() -> None:

@@ -1,0 +1,167 @@
+"""Benchmark for /svc logs: rendering a 5,000-line answer, and a whole lookup against the raw query.
+
+1. Rendering: a LogsReply of 5,000 lines -> Document -> Block Kit and plain text (time, and peak memory
+   with tracemalloc), plus turning 5,000 raw Loki entries into masked lines (the command's own work).
+2. End to end: `/svc logs bench prod --since 1h --limit 5000` through the dispatcher (parsing, policy,
+   two Loki queries side by side, merging, masking, the reply) against one raw `requests.get` of
+   query_range with the same query and limit, on the same Loki stand-in, interleaved, medians compared.
+
+    .venv/bin/python bench/logs_bench.py [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot import logql  # noqa: E402
+from bot.catalog import DEFAULT_SECRET_KEY_PATTERNS  # noqa: E402
+from bot.render import slack  # noqa: E402
+from bot.render import text as text_render  # noqa: E402
+from bot.render.views import to_document  # noqa: E402
+from bot.replies.logs import LevelSeries, LogLookup, LogsReply  # noqa: E402
+from bot.runtime import build_runtime  # noqa: E402
+from commands.logs import log_line  # noqa: E402
+from sandbox.loki import LokiSandbox  # noqa: E402
+
+LINES = 5000
+LEVELS = ("info", "info", "info", "debug", "warn", "error")
+
+
+def json_line(index: int, timestamp_ns: int) -> str:
+    return json.dumps({
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp_ns / 1e9)),
+        "level": LEVELS[index % len(LEVELS)], "service": "bench", "trace_id": f"{index * 7919:032x}",
+        "message": f"POST /api/checkout {200 if index % 6 else 503} in {index % 250}ms (request {index})",
+        "method": "POST", "path": "/api/checkout", "duration_ms": index % 250,
+        **({"db_password": "hunter2"} if index % 500 == 0 else {}),
+    }, separators=(",", ":"))
+
+
+def measure(label: str, function: object, rounds: int) -> tuple[float, float]:
+    """(median seconds, peak MiB) of `function()` over `rounds` runs (peak from one traced run)."""
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        function()  # type: ignore[operator]
+        timings.append(time.perf_counter() - started)
+    tracemalloc.start()
+    function()  # type: ignore[operator]
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    median = statistics.median(timings)
+    print(f"  {label:<44} {median * 1000:8.1f} ms   peak {peak / 2**20:6.1f} MiB")
+    return median, peak / 2**20
+
+
+def rendering(rounds: int) -> None:
+    print(f"rendering a {LINES}-line answer (median of {rounds})")
+    end = time.time_ns()
+    entries = [(end - index * 700_000_000, json_line(index, end - index * 700_000_000)) for index in range(LINES)]
+    labels = {"namespace": "prod", "app": "bench"}
+
+    def build_lines() -> tuple[object, ...]:
+        return tuple(log_line(ts, line, labels, "app", DEFAULT_SECRET_KEY_PATTERNS) for ts, line in entries)
+
+    lines = build_lines()
+    lookup = LogLookup(env="prod", namespace="prod", query='{namespace="prod", app="bench"} | json',
+                       start_ns=end - 3600 * 10**9, end_ns=end, since="1h", limit=LINES,
+                       explore_url="https://grafana.example.com/explore?x=1")
+    reply = LogsReply(service="bench", lookup=lookup, lines=lines, limit_reached=True,  # type: ignore[arg-type]
+                      series=(LevelSeries("error", tuple(range(30))), LevelSeries("info", tuple(range(30)))),
+                      bucket_seconds=120, first_bucket_end_ns=end - 29 * 120 * 10**9, public=True)
+    measure("Loki entries -> masked lines (command work)", build_lines, rounds)
+    doc_time, _ = measure("reply -> document (view, attachment text)", lambda: to_document(reply), rounds)
+    slack_time, _ = measure("reply -> Block Kit (view + slack renderer)", lambda: slack.render(to_document(reply)),
+                            rounds)
+    measure("reply -> terminal text (view + text renderer)", lambda: text_render.render(to_document(reply)),
+            rounds)
+    print(f"  per line (Block Kit path): {slack_time / LINES * 1e6:.1f} µs; view share {doc_time / slack_time:.0%}")
+
+
+def end_to_end(rounds: int) -> None:
+    print(f"\nend to end: /svc logs vs one raw query_range, {LINES} lines (median of {rounds}, interleaved)")
+    with LokiSandbox() as loki, tempfile.TemporaryDirectory() as folder:
+        now = time.time_ns()
+        values = [[str(now - index * 500_000_000), json_line(index, now - index * 500_000_000)]
+                  for index in range(LINES + 1000)]
+        for start in range(0, len(values), 2000):
+            loki.push([{"stream": {"namespace": "prod", "app": "bench", "pod": f"bench-{start % 3}"},
+                        "values": values[start:start + 2000]}])
+        catalog = Path(folder) / "catalog.yaml"
+        catalog.write_text(
+            "settings: {default_env: prod, command_deadline: 60s, rate_limit: {per_user: 10000/min}}\n"
+            "clusters: {prod: {context: prod}}\nenvironments: {prod: {cluster: prod, namespace: prod}}\n"
+            f'loki: {{url: "{loki.url}", timeout: 60s}}\nservices: {{bench: {{}}}}\n'
+            "access: {rules: [{verbs: [logs], envs: ['*'], who: ['*']}]}\n", encoding="utf-8")
+        runtime = build_runtime(catalog)
+        search = logql.LogSearch(namespace_label="namespace", namespace="prod", service_label="app",
+                                 services=("bench",))
+        query = logql.log_query(search)
+        session = requests.Session()
+
+        def raw() -> int:
+            end = time.time_ns()
+            answer = session.get(loki.url + "/loki/api/v1/query_range", timeout=60, params={
+                "query": query, "start": str(end - 3600 * 10**9), "end": str(end), "limit": str(LINES),
+                "direction": "backward"})
+            answer.raise_for_status()
+            return sum(len(stream["values"]) for stream in answer.json()["data"]["result"])
+
+        def metric() -> None:  # the sparkline's query, which /svc logs runs beside the lines query
+            end = time.time_ns()
+            answer = session.get(loki.url + "/loki/api/v1/query_range", timeout=60, params={
+                "query": logql.level_count_query(search, 120), "start": str(end - 3480 * 10**9),
+                "end": str(end), "step": "120s"})
+            answer.raise_for_status()
+
+        def bot() -> int:
+            reply = runtime.dispatcher.execute("logs bench prod --since 1h --limit 5000", "U0BENCH",
+                                               source="terminal")
+            assert isinstance(reply, LogsReply), reply
+            return len(reply.lines)
+
+        assert raw() == bot() == LINES  # warm both paths, and check they see the same lines
+        raw_times, bot_times, metric_times = [], [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            raw()
+            raw_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            metric()
+            metric_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            bot()
+            bot_times.append(time.perf_counter() - started)
+        raw_median, bot_median = statistics.median(raw_times), statistics.median(bot_times)
+        print(f"  raw query_range (requests + JSON)            {raw_median * 1000:8.1f} ms")
+        print(f"  raw level-count metric query (sparkline)     {statistics.median(metric_times) * 1000:8.1f} ms"
+              "   (the stand-in evaluates one query at a time; Loki runs them side by side)")
+        print(f"  /svc logs end to end (dispatcher -> reply)   {bot_median * 1000:8.1f} ms")
+        overhead = 1000 * (bot_median - raw_median)
+        print(f"  ratio bot / raw: {bot_median / raw_median:.2f}x  (overhead {overhead:.1f} ms)")
+        runtime.close()
+        session.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    rendering(args.rounds)
+    end_to_end(args.rounds)
+
+
+if __name__ == "__main__":
+    main()
