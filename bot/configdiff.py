@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.errors import UserError
 from bot.secrets import (
@@ -49,7 +49,7 @@ class Reference:
 # --- flattening ---------------------------------------------------------------------------------------
 
 
-def flatten(data: Mapping[object, object], *, limit: int = MAX_KEYS) -> dict[str, object]:
+def flatten(data: Mapping[Any, object], *, limit: int = MAX_KEYS) -> dict[str, object]:
     """Nested mappings and lists -> {dotted key: leaf}. Empty mappings and lists are leaves ({} / [])."""
     flat: dict[str, object] = {}
 
@@ -140,6 +140,13 @@ def placeholders(value: object) -> frozenset[str]:
     if not isinstance(value, str):
         return frozenset()
     return frozenset(match.group(1) for match in PLACEHOLDER.finditer(value))
+
+
+def required_variables(value: object) -> frozenset[str]:
+    """The `${VAR}` names a value needs that have no default."""
+    if not isinstance(value, str):
+        return frozenset()
+    return frozenset(match.group(1) for match in PLACEHOLDER.finditer(value) if match.group(2) is None)
 
 
 def is_secret(key: str, value: object, patterns: Iterable[str] = DEFAULT_KEY_PATTERNS) -> bool:
@@ -260,8 +267,8 @@ def compare(
         either = secret_left or secret_right
         mask_left = secret_left or (either and not _reference_like(left))
         mask_right = secret_right or (either and not _reference_like(right))
-        type_changed = typed and not (mask_left or mask_right) and kind_of(left) != kind_of(right) \
-            and loose(left) == loose(right)
+        kinds = {kind_of(left), kind_of(right)}
+        type_changed = typed and not (mask_left or mask_right) and len(kinds) == 2 and "null" not in kinds
         changed.append(KeyChange(key, shown(left, mask_left), shown(right, mask_right), type_changed))
     return ConfigDiff(
         only_a=tuple(only_a), only_b=tuple(only_b), changed=tuple(changed), unchanged=unchanged,

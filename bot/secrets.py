@@ -76,7 +76,9 @@ _URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://([^\s/?#@:]*):([^\s/?
 _TOKENS = (
     re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,}"),  # Slack bot/user/app-level tokens
     re.compile(r"\bxapp-\d-[A-Za-z0-9-]{10,}"),  # Slack app-level tokens
-    re.compile(r"\b(?:Bearer|Basic|Token)\s+[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE),
+    re.compile(r"\bBearer\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE),  # RFC 6750 token68
+    re.compile(r"\bBasic\s+[A-Za-z0-9+/]{6,}={0,2}"),  # base64 of user:password
+    re.compile(r"\bToken\s+[A-Za-z0-9\-._~+/]{8,}=*"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),  # JWT
     re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),  # AWS access key ids
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
@@ -187,7 +189,13 @@ _PAIR = re.compile(
 def _mask_pair(match: re.Match[str], regex: re.Pattern[str] | None) -> str:
     key = match.group("key")
     value = match.group("value")
-    if regex is None or regex.search(_normalise_key(key)) is None or is_placeholder_only(value.strip("\\\"'")):
+    head = key + match.group("keyquote") + match.group("sep")
+    if regex is None or regex.search(_normalise_key(key)) is None:
+        if value[:1] not in {'"', "'", "\\"}:
+            return match.group(0)
+        # A quoted value may itself hold pairs (JSON inside a JSON string): look inside it.
+        return head + value[0] + _PAIR.sub(lambda inner: _mask_pair(inner, regex), value[1:])
+    if is_placeholder_only(value.strip("\\\"'")):
         return match.group(0)
     for quote in ('\\"', '"', "'"):
         if len(value) >= 2 * len(quote) and value.startswith(quote) and value.endswith(quote):
@@ -195,7 +203,7 @@ def _mask_pair(match: re.Match[str], regex: re.Pattern[str] | None) -> str:
             break
     else:
         value = MASK
-    return match.group("key") + match.group("keyquote") + match.group("sep") + value
+    return head + value
 
 
 def _mask_url(match: re.Match[str]) -> str:
@@ -225,7 +233,7 @@ def mask_text(text: str, patterns: Iterable[str] = DEFAULT_KEY_PATTERNS, *, high
         text = pattern.sub(_mask_token, text)
     text = _PAIR.sub(lambda match: _mask_pair(match, regex), text)
     if high_entropy:
-        text = re.sub(r"\S{%d,}" % MIN_ENTROPY_LENGTH,
+        text = re.sub(rf"\S{{{MIN_ENTROPY_LENGTH},}}",
                       lambda match: MASK if _high_entropy_token(match.group(0)) else match.group(0), text)
     return text
 
