@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.kube import KubeClient
     from bot.loki import LokiClient
+    from bot.pipeline import RunEngine, RunSettings
+    from bot.store import Store
 
 
 class Backends:
@@ -83,7 +85,63 @@ class Backends:
         if client is not None:
             client.close()
 
-    # --- store (bot/store.py) ----------------------------------------------------------------------
+    # --- store (bot/store.py) and deploy runs (bot/pipeline.py) ------------------------------------
+    # Opened on first use: verbs that never deploy never touch the database. `run_settings` may be
+    # replaced before the first deploy (tests use short intervals; the engine reads it once).
+
+    _store: Store | None = None
+    _runs: RunEngine | None = None
+    run_settings: RunSettings | None = None
+
+    def store(self) -> Store:
+        """The store at SVCBOT_DB (default under the user's data directory), migrated and recovered."""
+        from bot.store import Store  # noqa: PLC0415 - see above
+
+        with self._lock:
+            if self._store is None:
+                settings = self._run_settings()
+                self._store = Store.open(stale_after=settings.stale_after)
+            return self._store
+
+    def runs(self) -> RunEngine:
+        """The deploy engine: runs plans on its own executor, holds Lease locks on the clusters."""
+        from bot.kube import DeployKube  # noqa: PLC0415 - kubernetes is imported when a run needs it
+        from bot.locks import LeaseLocker  # noqa: PLC0415
+        from bot.pipeline import RunEngine  # noqa: PLC0415
+
+        store = self.store()
+        with self._lock:
+            if self._runs is None:
+                settings = self._run_settings()
+
+                def kube_for(cluster: str) -> DeployKube:
+                    return DeployKube(self.kube(cluster))
+
+                locker = LeaseLocker(kube_for, duration=settings.lease_duration)
+                self._runs = RunEngine(store, kube_for=kube_for, locker=locker, settings=settings)
+            return self._runs
+
+    def _run_settings(self) -> RunSettings:
+        from bot.pipeline import RunSettings  # noqa: PLC0415
+
+        if self.run_settings is None:
+            self.run_settings = RunSettings()
+        return self.run_settings
+
+    def close_store(self, grace: float = 10.0) -> None:
+        """Let running deploys finish for up to `grace` seconds, then close the store (to be called from
+        close()). Runs still going are left to the process's end; the next process marks them INTERRUPTED."""
+        with self._lock:
+            runs, store = self._runs, self._store
+        if runs is not None and not runs.shutdown(grace):
+            return
+        with self._lock:
+            self._store = self._runs = None
+        if store is not None:
+            store.close()
 
     def close(self) -> None:
-        """Release connections; safe to call twice."""
+        """Release connections; safe to call twice. Runs first: they may still talk to clusters."""
+        self.close_store()
+        self.close_loki()
+        self.close_kube()
