@@ -234,7 +234,7 @@ class Running:
         self.bot.shutdown(grace)
         self.health_server.stop()
         self.bot.runtime.close()
-        metrics.SLACK_CONNECTED.set(0)
+        metrics.SLACK_CONNECTED.set_function(lambda: 0.0)
 
 
 def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, health_port: int = 8080,
@@ -269,7 +269,7 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
         running.events_server = HttpServer(events_wsgi(bot.app), host, port).start()
         health.slack_up = lambda: True
     running.health_server.start()
-    metrics.SLACK_CONNECTED.set(1)
+    metrics.SLACK_CONNECTED.set_function(lambda: 1.0 if health.slack_up() else 0.0)
     log.info("svcbot.started", mode="socket" if app_token else "http",
              port=running.events_server.port if running.events_server else None,
              health_port=running.health_server.port)

@@ -15,17 +15,20 @@ settings.register_profile("svcbot", deadline=None, max_examples=100)
 settings.load_profile("svcbot")
 
 _ENV_PREFIXES = ("SLACK_", "SVCBOT_")
+# Set by `make test` / CI for the tests themselves (tool paths, a test database): kept.
+_TEST_SETTINGS = ("SVCBOT_HELM_PYTHON", "SVCBOT_HADOLINT", "SVCBOT_TEST_DATABASE_URL")
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Tokens and paths from the developer's shell never leak into a test."""
+    """Tokens and paths from the developer's shell never leak into a test; each test has its own store."""
     import os
 
     for key in list(os.environ):
-        if key.startswith(_ENV_PREFIXES) or key == "KUBECONFIG":
+        if (key.startswith(_ENV_PREFIXES) and key not in _TEST_SETTINGS) or key == "KUBECONFIG":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SVCBOT_HISTORY", str(tmp_path / "history"))
+    monkeypatch.setenv("SVCBOT_DB", str(tmp_path / "svcbot.db"))
     yield
 
 
