@@ -12,12 +12,14 @@ Every call:
 - returns plain JSON as the API server sent it (dicts with camelCase keys; lists return their `items`),
   read with `_preload_content=False` so nothing is lost or mangled by the generated models;
 - raises only bot.errors: `NotFound` ("no deployment payment-api in prod (namespace prod)"), `Forbidden`
-  (which RBAC permission is missing), `Conflict`, `BackendUnavailable` (which cluster, since when) and
-  `DeadlineExceeded`. No kubernetes, urllib3 or socket exception gets out.
+  (which RBAC permission is missing), `Conflict`, `UserError` (400/422, the server's reason),
+  `BackendUnavailable` (which cluster, since when) and `DeadlineExceeded`. No kubernetes, urllib3 or
+  socket exception gets out (tests/status/test_status_kube_client.py proves it against a scripted server).
 
-Layout: the error mapping, then `KubeClient` with one section per API area (apps reads, core reads,
-autoscaling, leases, the pod proxy). Writes (patches, lease updates, jobs) go in their own sections on
-the same `_call` path with `idempotent=False`.
+Layout: `Target` (what a call touches, in RBAC terms, for error wording), `KubeClient` with its plumbing
+(`_call`: timeouts, retries, error mapping) and one section per API area (apps, core, autoscaling,
+leases, the pod proxy), then `DeployKube`: the deploy engine's writes on the same `_call` path with
+`idempotent=False`.
 """
 
 from __future__ import annotations
@@ -408,7 +410,7 @@ class KubeClient:
             response = self._call(target, lambda t: api.connect_get_namespaced_pod_proxy_with_path(
                 name=f"{pod}:{port}", namespace=namespace, path=relative, _preload_content=False,
                 _request_timeout=t), deadline=deadline, idempotent=False,
-                translate=lambda target, exc: _proxy_api_error(self, target, exc))
+                translate=self._proxy_error)
         except _UpstreamAnswer as answer:
             return PodHttpResponse(pod=pod, port=port, path=path, status=answer.status, body=answer.body,
                                    latency=time.monotonic() - started, error=answer.error,
@@ -425,6 +427,25 @@ class KubeClient:
                                latency=time.monotonic() - started,
                                content_type=str(response.headers.get("Content-Type", "")))
 
+    def _proxy_error(self, target: Target, exc: ApiException) -> BotError:
+        """Tell the API server's own refusals from the pod's answers passed through the proxy."""
+        body_text = exc.body if isinstance(exc.body, str) else ""
+        status_object = _parse_status(body_text)
+        headers = exc.headers or {}
+        content_type = str(headers.get("Content-Type", "")) if hasattr(headers, "get") else ""
+        if status_object is None:
+            return _UpstreamAnswer(exc.status, body_text.encode(), content_type=content_type)
+        reason = status_object.get("reason")
+        message = str(status_object.get("message") or "")
+        if (exc.status in (502, 503) and reason in {"ServiceUnavailable", "InternalError", None, ""}) or (
+                exc.status == 400 and reason == "BadRequest"):  # "pod x does not have a host assigned"
+            # "error trying to reach service: dial tcp ...: connection refused": the pod did not answer.
+            return _UpstreamAnswer(None, b"", error=_cut(message or f"HTTP {exc.status} from the proxy"))
+        return self._api_error(target, exc)
+
+    # Writes (patches, leases, jobs) are in DeployKube below, on the same `_call` path with
+    # `idempotent=False`: each a Target with its RBAC verb, so refusals are worded the same way.
+
 
 class _UpstreamAnswer(BotError):
     """Internal: the pod (not the API server) answered non-2xx, or the API server could not reach it."""
@@ -435,22 +456,6 @@ class _UpstreamAnswer(BotError):
         self.body = body
         self.error = error
         self.content_type = content_type
-
-
-def _proxy_api_error(client: KubeClient, target: Target, exc: ApiException) -> BotError:
-    """Tell the API server's own refusals from the pod's answers passed through the proxy."""
-    body_text = exc.body if isinstance(exc.body, str) else ""
-    status_object = _parse_status(body_text)
-    headers = exc.headers or {}
-    content_type = str(headers.get("Content-Type", "")) if hasattr(headers, "get") else ""
-    if status_object is None:
-        return _UpstreamAnswer(exc.status, body_text.encode(), content_type=content_type)
-    reason = status_object.get("reason")
-    message = str(status_object.get("message") or "")
-    if exc.status in (502, 503) and reason in {"ServiceUnavailable", "InternalError", None, ""}:
-        # "error trying to reach service: dial tcp ...: connection refused": the pod did not answer.
-        return _UpstreamAnswer(None, b"", error=_cut(message or f"HTTP {exc.status} from the proxy"))
-    return client._api_error(target, exc)
 
 
 def _parse_status(text: str) -> JSON | None:
@@ -489,6 +494,10 @@ _ERRNO = re.compile(r"\[Errno -?\d+\]\s*([^)'\"]+)")
 def _network_problem(exc: BaseException, timeouts: tuple[float, float]) -> str:
     """A few words for a transport failure, without object reprs."""
     connect, read = timeouts
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 compatibility): test it first.
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        match = _ERRNO.search(str(exc))
+        return match.group(1).strip().lower() if match else "cannot connect"
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
         return f"no connection within {connect:.1f}s"
     if isinstance(exc, urllib3.exceptions.ReadTimeoutError | TimeoutError):
@@ -502,3 +511,149 @@ def _network_problem(exc: BaseException, timeouts: tuple[float, float]) -> str:
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         return "the connection broke off"
     return _cut(text, 120) or type(exc).__name__
+
+
+# --- deploys (issue 7) ---------------------------------------------------------------------------------
+# The deploy engine's calls: the writes (image patch, rollback patch, leases, jobs) and the reads only it
+# needs (jobs, pod logs). Writes are never retried (`idempotent=False`): a patch or a create that timed
+# out may have happened, so the caller re-reads instead of repeating it.
+
+
+class DeployKube:
+    """Deploy-side operations on one cluster's `KubeClient` (shares its connection pool and error mapping)."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+
+    @property
+    def cluster(self) -> str:
+        return self.client.name
+
+    def _write_json(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
+                    deadline: float | None) -> JSON:
+        response = self.client._call(target, request, deadline=deadline, idempotent=False)
+        try:
+            data = json.loads(response.data)
+        except (ValueError, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise BackendUnavailable(f"cluster {self.cluster} sent an unreadable answer to {target.verb} "
+                                     f"{target.qualified_resource}: {_cut(str(exc))}") from exc
+        finally:
+            response.release_conn()
+        if not isinstance(data, dict):
+            raise BackendUnavailable(f"cluster {self.cluster} sent a {type(data).__name__} for "
+                                     f"{target.qualified_resource}, not an object")
+        return data
+
+    def _read(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
+              deadline: float | None) -> JSON:
+        return self.client._read_json(target, request, deadline=deadline)
+
+    # --- deployments ------------------------------------------------------------------------------------
+
+    def read_deployment(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
+        return self.client.read_deployment(namespace, name, deadline=deadline)
+
+    def list_replicasets(self, namespace: str, label_selector: str | None = None, *,
+                         deadline: float | None = None) -> list[JSON]:
+        return self.client.list_replicasets(namespace, label_selector, deadline=deadline)
+
+    def list_pods(self, namespace: str, label_selector: str | None = None, *,
+                  deadline: float | None = None) -> list[JSON]:
+        return self.client.list_pods(namespace, label_selector, deadline=deadline)
+
+    def set_image(self, namespace: str, name: str, container: str, image: str, *,
+                  deadline: float | None = None) -> JSON:
+        """`kubectl set image`: a strategic-merge patch; containers merge by name, the others stay."""
+        target = Target("patch", "deployments", "apps", "deployment", namespace, name)
+        body = {"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}}
+        api = self.client._api("AppsV1Api")
+        return self._write_json(target, lambda t: api.patch_namespaced_deployment(
+            name, namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
+
+    def replace_template(self, namespace: str, name: str, template: JSON, *, resource_version: str = "",
+                         deadline: float | None = None) -> JSON:
+        """`kubectl rollout undo`: a JSON patch replacing /spec/template (guarded by resourceVersion when given)."""
+        target = Target("patch", "deployments", "apps", "deployment", namespace, name)
+        operations: list[JSON] = []
+        if resource_version:
+            operations.append({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})
+        operations.append({"op": "replace", "path": "/spec/template", "value": template})
+        api = self.client._api("AppsV1Api")
+        return self._write_json(target, lambda t: api.patch_namespaced_deployment(
+            name, namespace, operations, _preload_content=False, _request_timeout=t), deadline=deadline)
+
+    # --- leases -----------------------------------------------------------------------------------------
+
+    def read_lease(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON | None:
+        """The Lease, or None when there is none."""
+        try:
+            return self.client.read_lease(namespace, name, deadline=deadline)
+        except NotFound:
+            return None
+
+    def create_lease(self, namespace: str, body: JSON, *, deadline: float | None = None) -> JSON:
+        """Create; Conflict when someone created it first (AlreadyExists)."""
+        name = str(body.get("metadata", {}).get("name", ""))
+        target = Target("create", "leases", "coordination.k8s.io", "lease", namespace, name)
+        api = self.client._api("CoordinationV1Api")
+        return self._write_json(target, lambda t: api.create_namespaced_lease(
+            namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
+
+    def replace_lease(self, namespace: str, name: str, body: JSON, *, deadline: float | None = None) -> JSON:
+        """PUT with the body's resourceVersion; Conflict when the Lease changed since it was read."""
+        target = Target("update", "leases", "coordination.k8s.io", "lease", namespace, name)
+        api = self.client._api("CoordinationV1Api")
+        return self._write_json(target, lambda t: api.replace_namespaced_lease(
+            name, namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
+
+    # --- jobs and their logs ------------------------------------------------------------------------------
+
+    def create_job(self, namespace: str, body: JSON, *, deadline: float | None = None) -> JSON:
+        name = str(body.get("metadata", {}).get("name", ""))
+        target = Target("create", "jobs", "batch", "job", namespace, name)
+        api = self.client._api("BatchV1Api")
+        return self._write_json(target, lambda t: api.create_namespaced_job(
+            namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
+
+    def read_job(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
+        target = Target("get", "jobs", "batch", "job", namespace, name)
+        api = self.client._api("BatchV1Api")
+        return self._read(target, lambda t: api.read_namespaced_job(
+            name, namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
+
+    def delete_job(self, namespace: str, name: str, *, deadline: float | None = None) -> None:
+        """Delete the Job and (in the background) its pods; a Job already gone is fine."""
+        target = Target("delete", "jobs", "batch", "job", namespace, name)
+        api = self.client._api("BatchV1Api")
+        try:
+            self._write_json(target, lambda t: api.delete_namespaced_job(
+                name, namespace, propagation_policy="Background", _preload_content=False, _request_timeout=t),
+                deadline=deadline)
+        except NotFound:
+            return
+
+    def read_pod_log(self, namespace: str, pod: str, *, container: str | None = None,
+                     tail_lines: int | None = None, deadline: float | None = None) -> str:
+        """The pod's log as text (the last `tail_lines` lines when given)."""
+        target = Target("get", "pods/log", "", "pod", namespace, pod)
+        api = self.client._api("CoreV1Api")
+        options: dict[str, Any] = {}
+        if container:
+            options["container"] = container
+        if tail_lines:
+            options["tail_lines"] = tail_lines
+        response = self.client._call(target, lambda t: api.read_namespaced_pod_log(
+            pod, namespace, _preload_content=False, _request_timeout=t, **options),
+            deadline=deadline, idempotent=True)
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise BackendUnavailable(f"cluster {self.cluster}: the log of pod {pod} broke off: "
+                                     f"{_cut(str(exc))}") from exc
+        finally:
+            response.release_conn()
+        return bytes(data or b"").decode("utf-8", errors="replace")
+
+    def pod_http_get(self, namespace: str, pod: str, port: int, path: str, *,
+                     deadline: float | None = None) -> PodHttpResponse:
+        return self.client.pod_http_get(namespace, pod, port, path, deadline=deadline)

@@ -63,7 +63,7 @@ def parse_time(value: object) -> float | None:
 
 
 def human_age(seconds: float | None) -> str:
-    """kubectl's HumanDuration, shortened: 45s, 12m, 3h20m, 5d, 2y."""
+    """kubectl's HumanDuration (k8s.io/apimachinery/pkg/util/duration): 45s, 5m30s, 3h20m, 2d23h, 40d, 2y10d."""
     if seconds is None:
         return "?"
     s = int(max(0.0, seconds))
@@ -81,10 +81,15 @@ def human_age(seconds: float | None) -> str:
         return f"{hours}h{rest}m" if rest else f"{hours}h"
     if hours < 48:
         return f"{hours}h"
-    days = hours // 24
-    if days < 365 * 2:
-        return f"{days}d"
-    return f"{days // 365}y"
+    if hours < 24 * 8:
+        days, rest = divmod(hours, 24)
+        return f"{days}d{rest}h" if rest else f"{days}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        years, days = divmod(hours // 24, 365)
+        return f"{years}y{days}d" if days else f"{years}y"
+    return f"{hours // 24 // 365}y"
 
 
 def image_tag(image: str) -> str:
@@ -228,10 +233,23 @@ def rollout_state(deployment: JSON) -> RolloutState:
 
 
 def last_rollout_time(deployment: JSON, replicasets: Sequence[JSON]) -> float | None:
-    """When the current revision started: its ReplicaSet's creation (or the deployment's)."""
+    """When the current revision rolled out.
+
+    The later of the current ReplicaSet's creation (a new revision) and the Progressing condition's
+    lastUpdateTime: the controller only updates that condition when its reason changes, so it marks the
+    last rollout even when a rollback reused an old ReplicaSet, and scaling does not move it.
+    """
+    moments = []
     current = new_replicaset(deployment, replicasets)
-    source = current if current is not None else deployment
-    return parse_time(_dict(source.get("metadata")).get("creationTimestamp"))
+    if current is not None:
+        moments.append(parse_time(_dict(current.get("metadata")).get("creationTimestamp")))
+    for condition in _list(_dict(deployment.get("status")).get("conditions")):
+        if condition.get("type") == "Progressing":
+            moments.append(parse_time(condition.get("lastUpdateTime")))
+    known = [moment for moment in moments if moment is not None]
+    if known:
+        return max(known)
+    return parse_time(_dict(deployment.get("metadata")).get("creationTimestamp"))
 
 
 # --- pods -----------------------------------------------------------------------------------------------
@@ -384,12 +402,13 @@ def pod_alerts(pods: Sequence[PodDiagnosis], now: float, desired: int | None = N
             details.append(f"{worst.restarts} restarts")
         where = worst.name if len(group) == 1 else f"{len(group)} pods, e.g. {worst.name}"
         alerts.append(f"{status} on {where}" + (f" ({', '.join(details)})" if details else ""))
-    oom = [pod for pod in live if pod.oom_killed]
+    oom = sorted((pod for pod in live if pod.oom_killed), key=lambda pod: pod.last_finished or 0.0, reverse=True)
     if oom:
+        when = f", last {human_age(now - oom[0].last_finished)} ago" if oom[0].last_finished is not None else ""
         alerts.append(f"OOMKilled: {', '.join(pod.name for pod in oom[:3])}" +
-                      (f" and {len(oom) - 3} more" if len(oom) > 3 else ""))
+                      (f" and {len(oom) - 3} more" if len(oom) > 3 else "") + when)
     recent = [pod for pod in live if pod.last_finished is not None and now - pod.last_finished < RECENT_RESTART
-              and not pod.crash_looping]
+              and not pod.crash_looping and not pod.oom_killed]
     if recent:
         latest = max(recent, key=lambda pod: pod.last_finished or 0.0)
         alerts.append(f"restarted {human_age(now - (latest.last_finished or now))} ago: {latest.name} "
@@ -440,11 +459,14 @@ def recent_warnings(events: Iterable[JSON], objects: set[tuple[str, str]] | None
         moment = _event_time(event)
         group = groups.setdefault(key, {"message": message, "last": moment, "count": 0, "objects": []})
         group["count"] += count
+        ref = f"{kind.lower()}/{name}"
         if moment is not None and (group["last"] is None or moment > group["last"]):
             group["last"] = moment
             group["message"] = message
-        ref = f"{kind.lower()}/{name}"
-        if ref not in group["objects"]:
+            if ref in group["objects"]:
+                group["objects"].remove(ref)
+            group["objects"].insert(0, ref)  # the object of the newest occurrence first
+        elif ref not in group["objects"]:
             group["objects"].append(ref)
     lines = [EventLine(reason=reason, message=group["message"], last_seen=group["last"], count=group["count"],
                        objects=tuple(group["objects"]), type=types[0] if len(types) == 1 else "")

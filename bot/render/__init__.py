@@ -3,6 +3,11 @@
 Importing this package registers every verb's view; each view module is listed here.
 """
 
-from bot.render import views  # noqa: F401  (Message and HelpReply views)
-
-# One line per verb view module:
+from bot.render import (  # noqa: F401 - imported for their @view registrations
+    deploy_view,
+    diff_view,
+    logs_view,
+    probe_view,
+    status_view,
+    views,
+)

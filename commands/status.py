@@ -1,0 +1,400 @@
+"""/svc status <service|all> [env]: one glance at a service, or at every service.
+
+- `status payment`: every environment, compact (replicas, image, rollout state, lock, alerts).
+- `status payment prod`: one environment in detail (pods, rollout by kubectl's rules, events, HPA).
+- `status all [env]`: one row per catalog service, problems first. Each kind is listed once per
+  namespace and grouped here, so the number of API requests does not grow with the number of services.
+
+Environments (and so clusters) are asked in parallel under one deadline, a little before the command's
+own, so a cluster that does not answer is shown as unreachable while the others still answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+from bot.catalog import Catalog
+from bot.command import Command, CommandParser, Invocation
+from bot.errors import BackendError, BotError, DeadlineExceeded, NotFound
+from bot.replies.status import TONE_ORDER, EnvStatus, ServiceRow, StatusAllReply, StatusReply
+from bot.reply import Outcome, Reply, Tone
+from bot.rollout import (
+    deploy_lock,
+    diagnose_pod,
+    hpa_for,
+    image_tag,
+    last_rollout_time,
+    lease_name,
+    leases_by_name,
+    new_replicaset,
+    owned_replicasets,
+    pod_alerts,
+    pods_of,
+    recent_warnings,
+    revision,
+    rollout_state,
+    selector_string,
+    template_image,
+)
+
+USAGE = "/svc status <service|all> [env]"
+JSON = Mapping[str, Any]
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+MAX_PARALLEL = 16
+EVENT_LIMIT = 5
+
+
+# --- parsing and policy ---------------------------------------------------------------------------------
+
+def build_parser() -> CommandParser:
+    parser = CommandParser("status", USAGE)
+    parser.add_argument("service")
+    parser.add_argument("env", nargs="?")
+    return parser
+
+
+def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
+    if args.service != "all":
+        catalog.service(args.service)
+    if args.env:
+        catalog.environment(args.env)
+        return (args.env,)
+    return tuple(catalog.environments)
+
+
+# --- running calls in parallel under one deadline -------------------------------------------------------
+
+def answer_deadline(invocation: Invocation) -> float:
+    """When backend calls must be done: a margin before the command's deadline, to still answer."""
+    left = invocation.remaining()
+    return time.monotonic() + left - min(1.0, left * 0.1)
+
+
+def gather(calls: Mapping[K, Callable[[], T]], deadline: float) -> dict[K, T | BotError]:
+    """Run the calls in parallel; each key gets its result, or the BotError it raised, or
+    DeadlineExceeded when it did not finish by `deadline`. Other exceptions (bugs) are re-raised."""
+    if not calls:
+        return {}
+    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(calls)), thread_name_prefix="svc-status")
+    futures: dict[Future[T], K] = {
+        pool.submit(contextvars.copy_context().run, call): key for key, call in calls.items()
+    }
+    try:
+        done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        # Calls still running end on their own timeouts; nobody waits for them.
+        pool.shutdown(wait=False, cancel_futures=True)
+    results: dict[K, T | BotError] = {}
+    for future, key in futures.items():
+        if future not in done:
+            results[key] = DeadlineExceeded("no answer before the deadline")
+            continue
+        error = future.exception()
+        if error is None:
+            results[key] = future.result()
+        elif isinstance(error, BotError):
+            results[key] = error
+        else:
+            raise error
+    return results
+
+
+def unwrap(result: T | BotError) -> T:
+    """A gathered result, or its error raised."""
+    if isinstance(result, BotError):
+        raise result
+    return result
+
+
+def bind(function: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[], T]:
+    """A call to run later (in `gather`)."""
+    return lambda: function(*args, **kwargs)
+
+
+# --- one service in one environment (pure: from the API's JSON to an EnvStatus) -------------------------
+
+def env_status(
+    *,
+    env: str,
+    namespace: str,
+    cluster: str,
+    service: str,
+    deployment: JSON,
+    replicasets: Sequence[JSON],
+    pods: Sequence[JSON],
+    container: str,
+    now: float,
+    lease: JSON | None = None,
+    events: Sequence[JSON] | None = None,
+    hpas: Sequence[JSON] | None = None,
+    detailed: bool = False,
+) -> EnvStatus:
+    """Facts about one deployment from namespace-wide (or selector) lists; ownership picks its objects."""
+    name = str(deployment.get("metadata", {}).get("name", ""))
+    owned = owned_replicasets(deployment, replicasets)
+    own_pods = pods_of(owned, pods)
+    diagnoses = [diagnose_pod(pod, container) for pod in own_pods]
+    state = rollout_state(deployment)
+    current = new_replicaset(deployment, owned)
+    image = image_tag(template_image(deployment, container))
+    old_images = tuple(dict.fromkeys(
+        tag for rs in owned if rs is not current and int(rs.get("status", {}).get("replicas") or 0) > 0
+        and (tag := image_tag(template_image(rs, container))) != image
+    ))
+    ready = int(deployment.get("status", {}).get("readyReplicas") or 0)
+    alerts = pod_alerts(diagnoses, now, state.desired)
+    if state.failed:
+        alerts.insert(0, f"rollout failed: {state.message}")
+    hpa = hpa_for(name, hpas) if hpas is not None else None
+    if hpa is not None and hpa.at_max and hpa.max_replicas:
+        alerts.append(f"autoscaler at its maximum ({hpa.max_replicas} replicas)")
+    objects = {("Deployment", name)} | {("ReplicaSet", str(rs["metadata"]["name"])) for rs in owned} | {
+        ("Pod", pod.name) for pod in diagnoses}
+    warnings = recent_warnings(events, objects, EVENT_LIMIT) if events is not None else []
+    return EnvStatus(
+        env=env, namespace=namespace, cluster=cluster, deployment=name,
+        tone=_tone(state.phase, ready, state.desired, diagnoses, alerts),
+        ready=ready, desired=state.desired, image=image, old_images=old_images,
+        revision=revision(deployment), rollout=state, last_rollout=last_rollout_time(deployment, owned),
+        lock=deploy_lock(lease, now), alerts=tuple(alerts),
+        pods=tuple(diagnoses) if detailed else (), events=tuple(warnings), hpa=hpa,
+    )
+
+
+def _tone(phase: str, ready: int, desired: int, pods: Sequence[Any], alerts: Sequence[str]) -> Tone:
+    if phase == "failed" or (desired > 0 and ready == 0):
+        return Tone.BAD
+    if any(pod.stuck or pod.oom_killed for pod in pods):
+        return Tone.BAD
+    if desired == 0 and not alerts:
+        return Tone.INFO
+    if alerts or phase != "complete" or ready < desired:
+        return Tone.WARN
+    return Tone.OK
+
+
+def problem_status(env: str, namespace: str, cluster: str, deployment: str, error: BotError) -> EnvStatus:
+    """An environment we could not read: unreachable (backend) or the deployment is missing."""
+    return EnvStatus(env=env, namespace=namespace, cluster=cluster, deployment=deployment,
+                     tone=Tone.UNKNOWN, problem=error.message, unreachable=isinstance(error, BackendError))
+
+
+# --- status <service> [env] -----------------------------------------------------------------------------
+
+def _service_status(args: argparse.Namespace, invocation: Invocation) -> StatusReply:
+    catalog = invocation.catalog
+    service = catalog.service(args.service)
+    deployment_name = catalog.deployment_name(args.service)
+    env_names = [args.env] if args.env else list(catalog.environments)
+    detailed = bool(args.env)
+    deadline = answer_deadline(invocation)
+    lock_name = lease_name(args.service)
+
+    # Round 1: the deployment, the deploy lock, and for the detail the namespace's warnings and
+    # autoscalers, every environment at once. The replica sets and pods are listed by the deployment's
+    # selector; when it is known from an earlier answer (apps/v1 selectors are immutable) they are asked
+    # in this round too, otherwise (or if it changed: a deployment re-created) in round 2.
+    first: dict[tuple[str, str], Callable[[], Any]] = {}
+    for env in env_names:
+        environment = catalog.environment(env)
+        try:
+            kube = invocation.backends.kube(environment.cluster)
+        except BotError as exc:
+            first[(env, "deployment")] = _raiser(exc)
+            continue
+        ns = environment.namespace
+        first[(env, "deployment")] = bind(kube.read_deployment, ns, deployment_name, deadline=deadline)
+        first[(env, "lease")] = _optional(bind(kube.read_lease, ns, lock_name, deadline=deadline))
+        if detailed:
+            first[(env, "events")] = bind(kube.list_events, ns, "type=Warning", deadline=deadline)
+            first[(env, "hpas")] = bind(kube.list_hpas, ns, deadline=deadline)
+        known = _known_selector(environment.cluster, ns, deployment_name)
+        if known is not None:
+            first[(env, "replicasets")] = bind(kube.list_replicasets, ns, known, deadline=deadline)
+            first[(env, "pods")] = bind(kube.list_pods, ns, known, deadline=deadline)
+    round1 = gather(first, deadline)
+
+    second: dict[tuple[str, str], Callable[[], Any]] = {}
+    for env in env_names:
+        deployment = round1[(env, "deployment")]
+        if isinstance(deployment, BotError):
+            continue
+        environment = catalog.environment(env)
+        selector = selector_string(deployment)
+        if _remember_selector(environment.cluster, environment.namespace, deployment_name, selector):
+            continue  # round 1 already used this selector
+        kube = invocation.backends.kube(environment.cluster)
+        second[(env, "replicasets")] = bind(kube.list_replicasets, environment.namespace, selector,
+                                            deadline=deadline)
+        second[(env, "pods")] = bind(kube.list_pods, environment.namespace, selector, deadline=deadline)
+    round2 = gather(second, deadline)
+
+    now = time.time()
+    statuses = []
+    for env in env_names:
+        environment = catalog.environment(env)
+        fetched = {**{kind: value for (e, kind), value in round1.items() if e == env},
+                   **{kind: value for (e, kind), value in round2.items() if e == env}}
+        error = next((value for kind, value in fetched.items()
+                      if isinstance(value, BotError) and kind in ("deployment", "replicasets", "pods")), None)
+        if error is not None:
+            if detailed and isinstance(error, NotFound):
+                raise error
+            statuses.append(problem_status(env, environment.namespace, environment.cluster, deployment_name,
+                                           error))
+            continue
+        optional: dict[str, Any] = {kind: (None if isinstance(value, BotError) else value)
+                                    for kind, value in fetched.items()}
+        statuses.append(env_status(
+            env=env, namespace=environment.namespace, cluster=environment.cluster, service=args.service,
+            deployment=optional["deployment"], replicasets=optional["replicasets"], pods=optional["pods"],
+            container=service.container, now=now, lease=optional.get("lease"),
+            events=optional.get("events") if detailed else None,
+            hpas=optional.get("hpas") if detailed else None, detailed=detailed,
+        ))
+    everything_failed = all(status.unreachable for status in statuses)
+    return StatusReply(service=args.service, envs=tuple(statuses), detailed=detailed, now=now,
+                       public=not everything_failed,
+                       outcome=Outcome.INTERNAL_ERROR if everything_failed else Outcome.OK)
+
+
+_SELECTORS: dict[tuple[str, str, str], str | None] = {}  # (cluster, namespace, deployment) -> selector
+_SELECTORS_LOCK = threading.Lock()
+_SELECTORS_LIMIT = 10_000
+
+
+def _known_selector(cluster: str, namespace: str, deployment: str) -> str | None:
+    with _SELECTORS_LOCK:
+        return _SELECTORS.get((cluster, namespace, deployment))
+
+
+def _remember_selector(cluster: str, namespace: str, deployment: str, selector: str | None) -> bool:
+    """Store the deployment's selector; True when it is the one already known (round 1 used it)."""
+    key = (cluster, namespace, deployment)
+    with _SELECTORS_LOCK:
+        if selector is not None and _SELECTORS.get(key) == selector:
+            return True
+        if len(_SELECTORS) >= _SELECTORS_LIMIT:
+            _SELECTORS.clear()
+        if selector is not None:
+            _SELECTORS[key] = selector
+        else:
+            _SELECTORS.pop(key, None)
+        return False
+
+
+def _optional(call: Callable[[], T]) -> Callable[[], T | None]:
+    """A read whose NotFound means 'there is none' (the deploy lock Lease)."""
+
+    def run() -> T | None:
+        try:
+            return call()
+        except NotFound:
+            return None
+
+    return run
+
+
+def _raiser(error: BotError) -> Callable[[], Any]:
+    def run() -> Any:
+        raise error
+
+    return run
+
+
+# --- status all [env] -----------------------------------------------------------------------------------
+
+NAMESPACE_KINDS = ("deployments", "replicasets", "pods", "leases")
+
+
+def _all_status(args: argparse.Namespace, invocation: Invocation) -> StatusAllReply:
+    catalog = invocation.catalog
+    env_names = [args.env] if args.env else list(catalog.environments)
+    deadline = answer_deadline(invocation)
+    clients = {}
+    calls: dict[tuple[str, str], Callable[[], Any]] = {}
+    broken: dict[str, BotError] = {}
+    for env in env_names:
+        environment = catalog.environment(env)
+        try:
+            kube = clients[env] = invocation.backends.kube(environment.cluster)
+        except BotError as exc:
+            broken[env] = exc
+            continue
+        ns = environment.namespace
+        calls[(env, "deployments")] = bind(kube.list_deployments, ns, deadline=deadline)
+        calls[(env, "replicasets")] = bind(kube.list_replicasets, ns, deadline=deadline)
+        calls[(env, "pods")] = bind(kube.list_pods, ns, deadline=deadline)
+        calls[(env, "leases")] = bind(kube.list_leases, ns, deadline=deadline)
+    before = sum(client.request_count for client in set(clients.values()))
+    results = gather(calls, deadline)
+    requests = sum(client.request_count for client in set(clients.values())) - before
+
+    now = time.time()
+    lists: dict[str, dict[str, Any]] = {}
+    for env in env_names:
+        if env in broken:
+            continue
+        fetched = {kind: results[(env, kind)] for kind in NAMESPACE_KINDS}
+        error = next((value for kind, value in fetched.items() if isinstance(value, BotError)
+                      and kind != "leases"), None)
+        if error is not None:
+            broken[env] = error
+        else:
+            lists[env] = fetched
+
+    rows = []
+    for name, service in catalog.services.items():
+        deployment_name = catalog.deployment_name(name)
+        cells = []
+        for env in env_names:
+            environment = catalog.environment(env)
+            if env in broken:
+                cells.append(problem_status(env, environment.namespace, environment.cluster, deployment_name,
+                                            broken[env]))
+                continue
+            fetched = lists[env]
+            deployment = next((item for item in fetched["deployments"]
+                               if item.get("metadata", {}).get("name") == deployment_name), None)
+            if deployment is None:
+                cells.append(EnvStatus(env=env, namespace=environment.namespace, cluster=environment.cluster,
+                                       deployment=deployment_name, tone=Tone.INFO, problem="not deployed"))
+                continue
+            leases = fetched["leases"] if not isinstance(fetched["leases"], BotError) else []
+            cells.append(env_status(
+                env=env, namespace=environment.namespace, cluster=environment.cluster, service=name,
+                deployment=deployment, replicasets=fetched["replicasets"], pods=fetched["pods"],
+                container=service.container, now=now,
+                lease=leases_by_name(leases).get(lease_name(name)),
+            ))
+        rows.append(ServiceRow(service=name, cells=tuple(cells)))
+    rows.sort(key=lambda row: (TONE_ORDER.index(row.tone), row.service))
+    unreachable = tuple((env, broken[env].message) for env in env_names if env in broken)
+    everything_failed = len(unreachable) == len(env_names)
+    return StatusAllReply(envs=tuple(env_names), rows=tuple(rows), unreachable=unreachable, now=now,
+                          api_requests=requests, public=not everything_failed,
+                          outcome=Outcome.INTERNAL_ERROR if everything_failed else Outcome.OK)
+
+
+def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
+    if args.service == "all":
+        return _all_status(args, invocation)
+    return _service_status(args, invocation)
+
+
+COMMAND = Command(
+    name="status",
+    summary="one glance at a service in every environment, or at every service",
+    usage=USAGE,
+    build_parser=build_parser,
+    run=run,
+    envs=envs,
+    examples=("/svc status payment", "/svc status payment prod", "/svc status all prod"),
+)

@@ -1,0 +1,63 @@
+"""The status command's own pieces: parallel calls under one deadline, the selector memory, env validation."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pytest
+
+from bot.catalog import parse_catalog
+from bot.errors import BackendUnavailable, DeadlineExceeded, NotFound
+from commands import status as status_command
+from commands.status import gather
+
+
+def test_gather_keeps_results_errors_and_deadline() -> None:
+    """Each key gets its result or its bot error; a call still running at the deadline gets DeadlineExceeded."""
+    def fail() -> int:
+        raise BackendUnavailable("cluster prod unreachable: connection refused")
+
+    started = time.monotonic()
+    results = gather({"fast": lambda: 1, "broken": fail, "slow": lambda: time.sleep(2)},
+                     deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - started < 1.0
+    assert results["fast"] == 1
+    assert isinstance(results["broken"], BackendUnavailable)
+    assert isinstance(results["slow"], DeadlineExceeded)
+
+
+def test_gather_reraises_bugs() -> None:
+    """An exception that is not a bot error is a bug and is raised, not hidden in the results."""
+    with pytest.raises(ZeroDivisionError):
+        gather({"bug": lambda: 1 // 0}, deadline=time.monotonic() + 1)
+
+
+def test_selector_memory() -> None:
+    """A known selector is reused; a changed one is replaced and reported as new."""
+    key = ("cluster-x", "ns", "deploy-selector-test")
+    assert status_command._known_selector(*key) is None
+    assert not status_command._remember_selector(*key, "app=a")
+    assert status_command._known_selector(*key) == "app=a"
+    assert status_command._remember_selector(*key, "app=a")
+    assert not status_command._remember_selector(*key, "app=b")
+    assert status_command._known_selector(*key) == "app=b"
+
+
+CATALOG = """
+clusters: {c: {context: c}}
+environments: {dev: {cluster: c, namespace: dev}, prod: {cluster: c, namespace: prod}}
+services: {payment: {}}
+"""
+
+
+def test_envs_validates_names() -> None:
+    """`status` touches every environment unless one is named; unknown names are NotFound with the known ones."""
+    catalog = parse_catalog(CATALOG)
+    parser = status_command.build_parser()
+    assert status_command.envs(parser.parse_args(["payment"]), catalog) == ("dev", "prod")
+    assert status_command.envs(parser.parse_args(["all", "prod"]), catalog) == ("prod",)
+    with pytest.raises(NotFound, match=r"unknown environment 'qa' \(known: dev, prod\)"):
+        status_command.envs(argparse.Namespace(service="payment", env="qa"), catalog)
+    with pytest.raises(NotFound, match=r"unknown service 'nope' \(known: payment\)"):
+        status_command.envs(argparse.Namespace(service="nope", env=None), catalog)
