@@ -202,6 +202,8 @@ class WaitRolloutStep(_Model):
 
 class ProbeStep(_Model):
     timeout: Duration = 60.0
+    path: Annotated[str, StringConstraints(pattern=r"^/[^\s]*$")] | None = None  # default: health.readiness
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None  # default: health.port
 
 
 class JobStep(_Model):

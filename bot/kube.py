@@ -570,14 +570,11 @@ class DeployKube:
         return self._write_json(target, lambda t: api.patch_namespaced_deployment(
             name, namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
 
-    def replace_template(self, namespace: str, name: str, template: JSON, *, resource_version: str = "",
+    def replace_template(self, namespace: str, name: str, template: JSON, *,
                          deadline: float | None = None) -> JSON:
-        """`kubectl rollout undo`: a JSON patch replacing /spec/template (guarded by resourceVersion when given)."""
+        """`kubectl rollout undo`: a JSON patch replacing /spec/template with an earlier ReplicaSet's."""
         target = Target("patch", "deployments", "apps", "deployment", namespace, name)
-        operations: list[JSON] = []
-        if resource_version:
-            operations.append({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})
-        operations.append({"op": "replace", "path": "/spec/template", "value": template})
+        operations = [{"op": "replace", "path": "/spec/template", "value": template}]
         api = self.client._api("AppsV1Api")
         return self._write_json(target, lambda t: api.patch_namespaced_deployment(
             name, namespace, operations, _preload_content=False, _request_timeout=t), deadline=deadline)

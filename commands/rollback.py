@@ -1,0 +1,62 @@
+"""/svc rollback <service> <env> [--to REVISION]: `kubectl rollout undo` through the deploy machinery.
+
+The same path as a deploy: validated names, the deploy lock, a stored request (PENDING where the
+catalog asks for approval), the audit trail, progress, and the wait for the rollout to finish.
+Without --to it goes back to the previous revision, as kubectl does.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.catalog import Catalog
+from bot.command import Command, CommandParser, Invocation
+from bot.errors import UsageError
+from bot.pipeline import ROLLBACK_TIMEOUT, plan_rollback
+from bot.reply import Reply
+from commands.deploy import current_image, launch, plan_reply
+
+USAGE = "/svc rollback <service> <env> [--to REVISION] [--dry-run]"
+
+
+def _revision(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 1_000_000:
+        raise UsageError(f"--to takes a revision number like 3 (see /svc history), not {text!r}", usage=USAGE)
+    return int(text)
+
+
+def build_parser() -> CommandParser:
+    parser = CommandParser("rollback", USAGE)
+    parser.add_argument("service")
+    parser.add_argument("env")
+    parser.add_argument("--to", dest="revision", type=_revision, default=0, metavar="REVISION")
+    parser.add_argument("--dry-run", action="store_true", dest="dry_run")
+    return parser
+
+
+def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
+    catalog.service(args.service)
+    catalog.environment(args.env)
+    return (args.env,)
+
+
+def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
+    settings = invocation.backends.run_settings
+    timeout = settings.rollback_timeout if settings is not None else ROLLBACK_TIMEOUT
+    plan = plan_rollback(invocation.catalog, args.service, args.env, args.revision, timeout=timeout)
+    current, note = current_image(invocation, plan)
+    if args.dry_run:
+        return plan_reply(plan, current, note)
+    return launch(plan, invocation, current)
+
+
+COMMAND = Command(
+    name="rollback",
+    summary="roll a deployment back to its previous (or a given) revision",
+    usage=USAGE,
+    build_parser=build_parser,
+    run=run,
+    envs=envs,
+    mutates=True,
+    examples=("/svc rollback payment staging", "/svc rollback payment prod --to 3"),
+)

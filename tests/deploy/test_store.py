@@ -1,0 +1,192 @@
+"""The store: schema and migrations, transitions that succeed once, votes, heartbeats and recovery."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.errors import BackendUnavailable, NotFound
+from bot.store import (
+    SCHEMA_VERSION,
+    NewRequest,
+    Owner,
+    State,
+    StepSpec,
+    StepState,
+    Store,
+    default_path,
+    open_database,
+)
+
+
+def _request(store: Store, state: State = State.APPROVED, **extra: object) -> str:
+    new = NewRequest(kind="deploy", service="payment", env="staging", version="1.4.2", requester="U0ALICE",
+                     plan={"action": "deploy", "steps": []}, state=state, **extra)  # type: ignore[arg-type]
+    return store.create_request(new).id
+
+
+STEPS = [StepSpec("deploy", "set_image", "set image"), StepSpec("deploy", "wait_rollout", "wait")]
+
+
+class TestSchema:
+    def test_migrations_create_every_table_in_wal_mode(self, db_path: Path, store: Store) -> None:
+        """A new store is at the latest schema version, in WAL mode, with the five tables."""
+        connection = sqlite3.connect(db_path)
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"requests", "runs", "steps", "votes", "audit", "schema_version"} <= tables
+        assert connection.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        connection.close()
+
+    def test_reopening_keeps_data_and_does_not_migrate_twice(self, db_path: Path, store: Store) -> None:
+        """A second open of the same file sees the first one's requests."""
+        request_id = _request(store)
+        other = Store.open(str(db_path))
+        assert other.request(request_id).state is State.APPROVED
+        other.close()
+
+    def test_default_location_is_under_the_data_directory(self, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+        """Without SVCBOT_DB the store lives under $XDG_DATA_HOME/svcbot."""
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        assert default_path() == tmp_path / "data" / "svcbot" / "svcbot.db"
+
+    def test_sqlite_url_and_postgres_refusal(self, tmp_path: Path) -> None:
+        """sqlite:/// URLs work; a PostgreSQL URL is refused with a reason until its backend exists."""
+        database = open_database(f"sqlite:///{tmp_path}/x.db")
+        database.close()
+        assert (tmp_path / "x.db").exists()
+        with pytest.raises(BackendUnavailable, match="PostgreSQL"):
+            open_database("postgresql://db/svcbot")
+
+
+class TestTransitions:
+    def test_transition_succeeds_once_among_many_threads(self, store: Store) -> None:
+        """Twenty threads approving one PENDING request: exactly one wins, and one audit event says so."""
+        request_id = _request(store, State.PENDING)
+        results: list[bool] = []
+        barrier = threading.Barrier(20)
+
+        def approve(index: int) -> None:
+            barrier.wait()
+            results.append(store.transition(request_id, State.APPROVED, actor=f"U{index:04d}"))
+
+        threads = [threading.Thread(target=approve, args=(index,)) for index in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results.count(True) == 1
+        assert [event.event for event in store.audit(request_id)].count("request.approved") == 1
+
+    def test_two_stores_on_one_file_claim_a_run_once(self, db_path: Path, store: Store) -> None:
+        """Two processes' stores racing to start the same approved request: one claim wins."""
+        request_id = _request(store)
+        other = Store.open(str(db_path))
+        claims = [store.claim_run(request_id, STEPS, actor="a"), other.claim_run(request_id, STEPS, actor="b")]
+        other.close()
+        assert sorted(claims) == [False, True]
+
+    def test_illegal_transitions_are_refused(self, store: Store) -> None:
+        """A finished run cannot be approved again; SUCCEEDED is reachable only from RUNNING."""
+        request_id = _request(store, State.PENDING)
+        assert store.transition(request_id, State.REJECTED, actor="U0CAROL", reason="not today")
+        assert not store.transition(request_id, State.APPROVED, actor="U0CAROL")
+        with pytest.raises(ValueError, match="no transition"):
+            store.transition(request_id, State.SUCCEEDED, actor="x", expected=[State.PENDING])
+        assert store.request(request_id).reason == "not today"
+
+    def test_expiry_is_checked_inside_the_update(self, store: Store) -> None:
+        """An approval after expires_at fails even though no sweep marked the request EXPIRED."""
+        request_id = _request(store, State.PENDING, expires_at=time.time() - 1)
+        assert not store.transition(request_id, State.APPROVED, actor="U0CAROL", unexpired=True)
+        assert store.transition(request_id, State.EXPIRED, actor="svcbot")
+
+    def test_votes_are_unique_per_approver(self, store: Store) -> None:
+        """A second vote by the same approver is refused by the constraint; other approvers count."""
+        request_id = _request(store, State.PENDING)
+        assert store.add_vote(request_id, "U0CAROL", "approve")
+        assert not store.add_vote(request_id, "U0CAROL", "approve")
+        assert store.add_vote(request_id, "U0DAVE", "reject", "too late in the day")
+        assert [(vote.approver, vote.vote) for vote in store.votes(request_id)] == [
+            ("U0CAROL", "approve"), ("U0DAVE", "reject")]
+
+    def test_unknown_request_is_not_found(self, store: Store) -> None:
+        """Asking for an id nobody created is a NotFound with the id in the message."""
+        with pytest.raises(NotFound, match="abcd1234"):
+            store.request("abcd1234")
+
+
+class TestRuns:
+    def test_claim_records_owner_steps_and_audit(self, store: Store) -> None:
+        """Claiming makes the request RUNNING, owned by this process, with every step PENDING."""
+        request_id = _request(store)
+        assert store.claim_run(request_id, STEPS, actor="U0ALICE", to_image="pay:2")
+        snapshot = store.snapshot(request_id)
+        assert snapshot.state is State.RUNNING
+        assert snapshot.run is not None
+        assert snapshot.run.owner == store.owner
+        assert [step.state for step in snapshot.steps] == [StepState.PENDING, StepState.PENDING]
+        assert [event.event for event in store.audit(request_id)] == ["request.created", "request.running"]
+
+    def test_stale_run_is_interrupted_by_the_next_process_and_live_runs_are_not(self, db_path: Path,
+                                                                                store: Store) -> None:
+        """A run whose heartbeat stopped is INTERRUPTED on open; a heartbeating one is left alone."""
+        dead = Store.open(str(db_path), owner=Owner("old-host", 4242, "dead-process"))
+        stale_id, live_id = _request(dead), _request(store)
+        assert dead.claim_run(stale_id, STEPS, actor="U0ALICE", now=time.time() - 60)
+        dead.step_started(stale_id, 0)
+        assert store.claim_run(live_id, STEPS, actor="U0ALICE")
+        dead.close()
+        assert store.heartbeat(live_id) == ""
+        newcomer = Store.open(str(db_path), stale_after=5.0)
+        assert [snapshot.id for snapshot in newcomer.interrupted_on_open] == [stale_id]
+        interrupted = newcomer.snapshot(stale_id)
+        assert interrupted.state is State.INTERRUPTED
+        assert "old-host/4242" in interrupted.request.reason
+        assert [step.state for step in interrupted.steps] == [StepState.INTERRUPTED, StepState.SKIPPED]
+        assert newcomer.request(live_id).state is State.RUNNING
+        newcomer.close()
+
+    def test_a_process_never_interrupts_its_own_runs(self, store: Store) -> None:
+        """Even with an old heartbeat, the owning process's recovery pass leaves its run alone."""
+        request_id = _request(store)
+        store.claim_run(request_id, STEPS, actor="U0ALICE", now=time.time() - 600)
+        assert store.interrupt_stale() == []
+        assert store.request(request_id).state is State.RUNNING
+
+    def test_an_interrupted_run_cannot_be_finished_by_its_old_owner(self, db_path: Path, store: Store) -> None:
+        """After another process marked it INTERRUPTED, the owner's finish and heartbeat are refused."""
+        request_id = _request(store)
+        store.claim_run(request_id, STEPS, actor="U0ALICE", now=time.time() - 60)
+        other = Store.open(str(db_path), stale_after=5.0)
+        other.close()
+        assert store.heartbeat(request_id) is None
+        assert not store.finish_run(request_id, State.SUCCEEDED)
+        assert store.request(request_id).state is State.INTERRUPTED
+
+    def test_cancel_is_asked_once_and_seen_by_the_heartbeat(self, store: Store) -> None:
+        """request_cancel flags a RUNNING run for its owner; a second ask or a finished run says no."""
+        request_id = _request(store)
+        store.claim_run(request_id, STEPS, actor="U0ALICE")
+        assert store.request_cancel(request_id, "U0BOB")
+        assert not store.request_cancel(request_id, "U0ALICE")
+        assert store.heartbeat(request_id) == "U0BOB"
+        assert store.finish_run(request_id, State.CANCELLED, reason="cancelled by U0BOB")
+        assert store.run(request_id).finished_at is not None  # type: ignore[union-attr]
+
+    def test_steps_keep_their_output_tail(self, store: Store) -> None:
+        """A step's long output is cut to its tail; the error is kept."""
+        request_id = _request(store)
+        store.claim_run(request_id, STEPS, actor="U0ALICE")
+        store.step_started(request_id, 0)
+        store.step_finished(request_id, 0, StepState.FAILED, output="x" * 10_000 + "the end", error="boom")
+        step = store.steps(request_id)[0]
+        assert step.output_tail.endswith("the end")
+        assert len(step.output_tail) <= 4000
+        assert step.error == "boom"
+        assert step.duration is not None
