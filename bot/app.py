@@ -31,12 +31,13 @@ from waitress.server import create_server
 
 from bot import metrics
 from bot.dispatch import new_request_id
-from bot.errors import BackendUnavailable, UserError
+from bot.errors import BackendUnavailable, BotError, UserError
 from bot.render import slack as slack_render
 from bot.render.views import to_document
 from bot.reply import Reply, error_message
 from bot.runtime import Runtime, build_runtime
 from bot.slackapi import Destination, SlackPoster, api_url, make_web_client
+from bot.slackprogress import SlackRunReporter
 from bot.workers import QueueFull, WorkerPool
 
 log = structlog.get_logger("svcbot.app")
@@ -84,6 +85,13 @@ class SvcBot:
         for action_id in ACTIONS:
             self.app.action(action_id)(self.on_button)
         self.app.error(self.on_error)
+        self.reporter = SlackRunReporter(self.poster, runtime.backends.store)
+        try:
+            # Runs started from Slack report to their request's thread; this also tells the requesters of
+            # runs found INTERRUPTED when the store was opened.
+            runtime.backends.runs().set_sink_factory(self.reporter.sink)
+        except BotError as exc:
+            log.error("store.unavailable", reason=exc.message)
 
     # --- listeners ----------------------------------------------------------------------------------
 
@@ -141,9 +149,13 @@ class SvcBot:
     def _deliver_safely(self, reply: Reply, to: Destination) -> None:
         message = slack_render.render(to_document(reply))
         try:
-            self.poster.deliver(message, to)
+            ts = self.poster.deliver(message, to)
         except BackendUnavailable as exc:
             log.error("slack.delivery_failed", reason=exc.message)
+            return
+        request_id = message.extra.get("request_id")
+        if ts and request_id:
+            self.runtime.backends.store().set_thread(request_id, to.channel, ts)
 
     @staticmethod
     def _ack_payload(reply: Reply) -> dict[str, Any]:
@@ -151,7 +163,9 @@ class SvcBot:
         return {"text": message.text, "blocks": message.blocks, "response_type": "ephemeral"}
 
     def shutdown(self, grace: float = 10.0) -> bool:
-        return self.pool.shutdown(grace)
+        finished = self.pool.shutdown(grace)
+        self.reporter.stop(grace=min(grace, 5.0))
+        return finished
 
 
 def _as_private(reply: Reply) -> Reply:

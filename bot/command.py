@@ -18,7 +18,7 @@ from bot.reply import Reply
 
 if TYPE_CHECKING:
     from bot.backends import Backends
-    from bot.catalog import Catalog
+    from bot.catalog import Approval, Catalog
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -52,6 +52,7 @@ class Invocation:
     progress: Callable[[str], None] = field(default=no_progress)
     os_user: str = ""  # the terminal's OS user, audited beside `user`
     commands: Mapping[str, Command] = field(default_factory=dict)  # the registry, for help
+    approval: Approval | None = None  # set when the strictest matching access rule requires approval
 
     def remaining(self) -> float:
         """Seconds left before the deadline; raises DeadlineExceeded when none are."""
@@ -79,3 +80,6 @@ class Command:
     examples: Sequence[str] = ()
     # approve/reject/cancel are governed by the request itself, help by nobody: no catalog rule applies.
     policy_exempt: bool = False
+    # In the terminal the command waits for the deploy run it starts or decides (`svcbot run` exits 3 when
+    # it ends badly), so the command deadline does not apply there; runs have their own step timeouts.
+    waits_for_run: bool = False

@@ -57,6 +57,9 @@ class ParsedCommand:
     text: str
 
 
+TERMINAL_RUN_WAIT = 24 * 3600.0  # seconds; a finite bound (Event.wait overflows on inf)
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -120,6 +123,7 @@ class Dispatcher:
         """Parse, authorize and run one command; never raises. Logs one `command.finished` line."""
         request_id = request_id or new_request_id()
         started = time.monotonic()
+        explicit_deadline = deadline is not None
         deadline = deadline or started + self.catalog.settings.command_deadline
         verb = "?"
         context = {"request_id": request_id, "user": user, "channel": channel, "source": source}
@@ -134,10 +138,12 @@ class Dispatcher:
                 decision = self.authorize(parsed, user)
                 if not decision.allowed:
                     raise Forbidden(decision.reason)
+                if source == "terminal" and parsed.command.waits_for_run and not explicit_deadline:
+                    deadline = time.monotonic() + TERMINAL_RUN_WAIT
                 invocation = Invocation(
                     catalog=self.catalog, backends=self.backends, user=user, request_id=request_id,
                     deadline=deadline, source=source, channel=channel, progress=progress, os_user=os_user,
-                    commands=self.commands,
+                    commands=self.commands, approval=decision.approval,
                 )
                 reply = self._run_with_deadline(parsed, invocation)
             except UsageError as exc:

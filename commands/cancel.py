@@ -81,6 +81,7 @@ COMMAND = Command(
     build_parser=build_parser,
     run=run,
     mutates=True,
+    waits_for_run=True,
     examples=("/svc cancel 3f9a1c2e",),
     policy_exempt=True,
 )

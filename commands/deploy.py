@@ -18,7 +18,6 @@ from bot.catalog import Approval, Catalog
 from bot.command import Command, CommandParser, Invocation
 from bot.errors import BackendError, Conflict, UserError
 from bot.pipeline import Plan, TerminalSink, change_text, plan_deploy
-from bot.policy import Policy
 from bot.replies.deploy import DeployPendingReply, DeployPlanReply, DeployRunReply, PlanLine, RunStepFact
 from bot.reply import Outcome, Reply
 from bot.rollout import template_image
@@ -80,9 +79,8 @@ def current_image(invocation: Invocation, plan: Plan) -> tuple[str, str]:
 def approval_for(invocation: Invocation, plan: Plan) -> Approval | None:
     """The approval the strictest matching rule asks for (a protected environment always asks for one)."""
     catalog = invocation.catalog
-    decision = Policy(catalog).check(plan.action, (plan.env,), invocation.user)
-    if decision.approval is not None:
-        return decision.approval
+    if invocation.approval is not None:  # the dispatcher's policy decision (user groups resolved)
+        return invocation.approval
     if not catalog.environment(plan.env).protected:
         return None
     covering = [rule.approval for rule in catalog.access.rules
@@ -163,5 +161,6 @@ COMMAND = Command(
     run=run,
     envs=envs,
     mutates=True,
+    waits_for_run=True,
     examples=("/svc deploy payment staging 1.4.2 --dry-run", "/svc deploy payment staging 1.4.2"),
 )

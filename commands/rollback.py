@@ -58,5 +58,6 @@ COMMAND = Command(
     run=run,
     envs=envs,
     mutates=True,
+    waits_for_run=True,
     examples=("/svc rollback payment staging", "/svc rollback payment prod --to 3"),
 )

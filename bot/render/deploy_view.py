@@ -90,7 +90,12 @@ def pending_view(reply: DeployPendingReply) -> Document:
              "withdraws it"),
     ]
     return Document(summary=f"{reply.service} {reply.env}: {title}", elements=tuple(elements), public=reply.public,
-                    tone=Tone.WARN)
+                    tone=Tone.WARN, extra=_threaded(reply.request_id))
+
+
+def _threaded(request_id: str) -> dict[str, str]:
+    """Post with chat.postMessage (its ts is the thread progress goes to), and tie it to the request."""
+    return {"delivery": "post", "request_id": request_id}
 
 
 @view(DeployRunReply)
@@ -107,7 +112,8 @@ def run_view(reply: DeployRunReply) -> Document:
             Lines(tuple((None, f"{step.seq + 1}. {step.target}: {step.description}") for step in reply.steps)),
             Note(f"{where} · /svc cancel {reply.request_id} stops it"),
         ]
-        return Document(summary=headline, elements=tuple(elements), public=reply.public, tone=tone)
+        return Document(summary=headline, elements=tuple(elements), public=reply.public, tone=tone,
+                        extra=_threaded(reply.request_id) if not reply.waited else {})
     duration = f" in {_seconds(reply.duration)}" if reply.duration is not None else ""
     headline = f"{what} {reply.state}{duration}: {reply.change}"
     elements = [Paragraph(headline, tone=tone, strong=True)]
