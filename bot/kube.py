@@ -41,6 +41,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException, OpenApiException
 from kubernetes.config.config_exception import ConfigException
 
+from bot.breaker import CircuitBreaker
 from bot.catalog import Cluster
 from bot.errors import (
     BackendUnavailable,
@@ -141,6 +142,7 @@ class KubeClient:
         self._api_client: Any = None
         self._apis: dict[str, Any] = {}
         self._failing_since: float | None = None  # wall clock of the first failure in a row
+        self.breaker = CircuitBreaker(f"cluster {name}")
         self._requests = 0
         self._random = random.Random()  # noqa: S311 - backoff jitter, not secrets
 
@@ -207,8 +209,25 @@ class KubeClient:
               translate: Callable[[Target, ApiException], BotError] | None = None) -> Any:
         """Send one request (retried if idempotent), return the urllib3 response; map every failure.
 
-        `request` gets the (connect, read) timeouts to pass as `_request_timeout`.
+        `request` gets the (connect, read) timeouts to pass as `_request_timeout`. The cluster's circuit
+        breaker fails the call at once while the cluster is known to be down.
         """
+        self.breaker.before_call()
+        try:
+            response = self._call_with_retries(target, request, deadline=deadline, idempotent=idempotent,
+                                               translate=translate)
+        except BackendUnavailable:
+            self.breaker.failure()
+            raise
+        except BotError:
+            self.breaker.success()  # the cluster answered (404, 403, 409...): it is reachable
+            raise
+        self.breaker.success()
+        return response
+
+    def _call_with_retries(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
+                           deadline: float | None, idempotent: bool,
+                           translate: Callable[[Target, ApiException], BotError] | None = None) -> Any:
         attempts = READ_ATTEMPTS if idempotent else 1
         attempt = 0
         while True:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 import structlog
 
+from bot.breaker import CircuitBreaker
 from bot.catalog import Loki
 from bot.errors import BackendError, BackendUnavailable, BotError, DeadlineExceeded, UserError
 from bot.logql import LABEL_NAME, MAX_LIMIT, LogStream, Series
@@ -65,6 +66,7 @@ class LokiClient:
         self._sleep = sleep
         self._jitter = jitter
         self._headers = {"Accept": "application/json", "User-Agent": "svcbot"}
+        self.breaker = CircuitBreaker("Loki")
         if tenant:
             self._headers["X-Scope-OrgID"] = tenant
         environ = os.environ if environ is None else environ
@@ -169,6 +171,20 @@ class LokiClient:
         return min(CONNECT_TIMEOUT, read), read
 
     def _request(self, path: str, params: dict[str, str], deadline: float | None) -> dict[str, Any]:
+        """One query, retried where safe; Loki's circuit breaker fails it at once while Loki is down."""
+        self.breaker.before_call()
+        try:
+            payload = self._request_with_retries(path, params, deadline)
+        except BackendUnavailable:
+            self.breaker.failure()
+            raise
+        except BotError:
+            self.breaker.success()  # Loki answered (a parse error, a bad range): it is up
+            raise
+        self.breaker.success()
+        return payload
+
+    def _request_with_retries(self, path: str, params: dict[str, str], deadline: float | None) -> dict[str, Any]:
         attempt = 0
         while True:
             connect, read = self._attempt_timeout(deadline)

@@ -9,129 +9,136 @@ from typing import Any
 
 from .resources import ResourceType
 from .selectors import from_label_selector, valid_label_key, valid_label_value
-from .util import ApiError, as_dict, as_list, clone, parse_time, safe_hash
+from .util import ApiError, as_dict, as_list, clone, fmt_micro, fmt_time, invalid, parse_time, safe_hash
 
 # ---------------------------------------------------------------------------------------------------
 # Shapes. Leaf codes: s=string i=int32/64 b=bool q=quantity(int|str) is=int-or-string t=time o=object a=any
-S, I, B, Q, IS, T, O, A = "s", "i", "b", "q", "is", "t", "o", "a"
+STR, INT, BOOL, QTY, INTSTR, TIME, OBJ, ANY = "s", "i", "b", "q", "is", "t", "o", "a"
+MICRO = "mt"  # metav1.MicroTime (TIME is metav1.Time: second precision)
 
-OWNER_REF = {"apiVersion": S, "kind": S, "name": S, "uid": S, "controller": B, "blockOwnerDeletion": B}
+OWNER_REF = {"apiVersion": STR, "kind": STR, "name": STR, "uid": STR, "controller": BOOL, "blockOwnerDeletion": BOOL}
 META = {
-    "name": S, "generateName": S, "namespace": S, "uid": S, "resourceVersion": S, "generation": I,
-    "labels": {"*": S}, "annotations": {"*": S}, "ownerReferences": [OWNER_REF], "finalizers": [S],
-    "creationTimestamp": T, "deletionTimestamp": T, "deletionGracePeriodSeconds": I, "selfLink": S,
-    "managedFields": [O],
+    "name": STR, "generateName": STR, "namespace": STR, "uid": STR, "resourceVersion": STR, "generation": INT,
+    "labels": {"*": STR}, "annotations": {"*": STR}, "ownerReferences": [OWNER_REF], "finalizers": [STR],
+    "creationTimestamp": TIME, "deletionTimestamp": TIME, "deletionGracePeriodSeconds": INT, "selfLink": STR,
+    "managedFields": [OBJ],
 }
-LABEL_SELECTOR = {"matchLabels": {"*": S}, "matchExpressions": [{"key": S, "operator": S, "values": [S]}]}
-HANDLER = {"path": S, "port": IS, "host": S, "scheme": S, "httpHeaders": [{"name": S, "value": S}]}
+LABEL_SELECTOR = {"matchLabels": {"*": STR}, "matchExpressions": [{"key": STR, "operator": STR, "values": [STR]}]}
+HANDLER = {"path": STR, "port": INTSTR, "host": STR, "scheme": STR, "httpHeaders": [{"name": STR, "value": STR}]}
 PROBE = {
-    "httpGet": HANDLER, "tcpSocket": {"port": IS, "host": S}, "exec": {"command": [S]},
-    "grpc": {"port": I, "service": S}, "initialDelaySeconds": I, "timeoutSeconds": I, "periodSeconds": I,
-    "successThreshold": I, "failureThreshold": I, "terminationGracePeriodSeconds": I,
+    "httpGet": HANDLER, "tcpSocket": {"port": INTSTR, "host": STR}, "exec": {"command": [STR]},
+    "grpc": {"port": INT, "service": STR}, "initialDelaySeconds": INT, "timeoutSeconds": INT, "periodSeconds": INT,
+    "successThreshold": INT, "failureThreshold": INT, "terminationGracePeriodSeconds": INT,
 }
 ENV_VAR = {
-    "name": S, "value": S,
+    "name": STR, "value": STR,
     "valueFrom": {
-        "configMapKeyRef": {"name": S, "key": S, "optional": B},
-        "secretKeyRef": {"name": S, "key": S, "optional": B},
-        "fieldRef": {"apiVersion": S, "fieldPath": S},
-        "resourceFieldRef": {"containerName": S, "resource": S, "divisor": Q},
+        "configMapKeyRef": {"name": STR, "key": STR, "optional": BOOL},
+        "secretKeyRef": {"name": STR, "key": STR, "optional": BOOL},
+        "fieldRef": {"apiVersion": STR, "fieldPath": STR},
+        "resourceFieldRef": {"containerName": STR, "resource": STR, "divisor": QTY},
     },
 }
 CONTAINER = {
-    "name": S, "image": S, "command": [S], "args": [S], "workingDir": S,
-    "ports": [{"name": S, "containerPort": I, "hostPort": I, "protocol": S, "hostIP": S}],
-    "env": [ENV_VAR], "envFrom": [O],
-    "resources": {"limits": {"*": Q}, "requests": {"*": Q}, "claims": [O]},
-    "volumeMounts": [{"name": S, "mountPath": S, "subPath": S, "readOnly": B}],
-    "livenessProbe": PROBE, "readinessProbe": PROBE, "startupProbe": PROBE, "lifecycle": O,
-    "terminationMessagePath": S, "terminationMessagePolicy": S, "imagePullPolicy": S,
-    "securityContext": O, "stdin": B, "tty": B, "restartPolicy": S,
+    "name": STR, "image": STR, "command": [STR], "args": [STR], "workingDir": STR,
+    "ports": [{"name": STR, "containerPort": INT, "hostPort": INT, "protocol": STR, "hostIP": STR}],
+    "env": [ENV_VAR], "envFrom": [OBJ],
+    "resources": {"limits": {"*": QTY}, "requests": {"*": QTY}, "claims": [OBJ]},
+    "volumeMounts": [{"name": STR, "mountPath": STR, "subPath": STR, "readOnly": BOOL}],
+    "livenessProbe": PROBE, "readinessProbe": PROBE, "startupProbe": PROBE, "lifecycle": OBJ,
+    "terminationMessagePath": STR, "terminationMessagePolicy": STR, "imagePullPolicy": STR,
+    "securityContext": OBJ, "stdin": BOOL, "tty": BOOL, "restartPolicy": STR,
 }
 VOLUME = {
-    "name": S,
-    "configMap": {"name": S, "items": [{"key": S, "path": S, "mode": I}], "defaultMode": I, "optional": B},
-    "secret": {"secretName": S, "items": [{"key": S, "path": S, "mode": I}], "defaultMode": I, "optional": B},
-    "emptyDir": {"medium": S, "sizeLimit": Q}, "projected": O, "persistentVolumeClaim": O, "downwardAPI": O,
+    "name": STR,
+    "configMap": {"name": STR, "items": [{"key": STR, "path": STR, "mode": INT}], "defaultMode": INT, "optional": BOOL},
+    "secret": {"secretName": STR, "items": [{"key": STR, "path": STR, "mode": INT}], "defaultMode": INT,
+               "optional": BOOL},
+    "emptyDir": {"medium": STR, "sizeLimit": QTY}, "projected": OBJ, "persistentVolumeClaim": OBJ, "downwardAPI": OBJ,
 }
 POD_SPEC = {
-    "containers": [CONTAINER], "initContainers": [CONTAINER], "ephemeralContainers": [O], "volumes": [VOLUME],
-    "restartPolicy": S, "terminationGracePeriodSeconds": I, "activeDeadlineSeconds": I, "dnsPolicy": S,
-    "nodeSelector": {"*": S}, "serviceAccountName": S, "serviceAccount": S, "nodeName": S, "hostNetwork": B,
-    "securityContext": O, "imagePullSecrets": [{"name": S}], "schedulerName": S, "tolerations": [O],
-    "affinity": O, "priority": I, "priorityClassName": S, "enableServiceLinks": B, "preemptionPolicy": S,
-    "automountServiceAccountToken": B, "hostname": S, "subdomain": S, "topologySpreadConstraints": [O],
+    "containers": [CONTAINER], "initContainers": [CONTAINER], "ephemeralContainers": [OBJ], "volumes": [VOLUME],
+    "restartPolicy": STR, "terminationGracePeriodSeconds": INT, "activeDeadlineSeconds": INT, "dnsPolicy": STR,
+    "nodeSelector": {"*": STR}, "serviceAccountName": STR, "serviceAccount": STR, "nodeName": STR, "hostNetwork": BOOL,
+    "securityContext": OBJ, "imagePullSecrets": [{"name": STR}], "schedulerName": STR, "tolerations": [OBJ],
+    "affinity": OBJ, "priority": INT, "priorityClassName": STR, "enableServiceLinks": BOOL, "preemptionPolicy": STR,
+    "automountServiceAccountToken": BOOL, "hostname": STR, "subdomain": STR, "topologySpreadConstraints": [OBJ],
 }
 POD_TEMPLATE = {"metadata": META, "spec": POD_SPEC}
-CONDITION = {"type": S, "status": S, "reason": S, "message": S, "lastUpdateTime": T, "lastTransitionTime": T,
-             "lastProbeTime": T, "observedGeneration": I}
+CONDITION = {"type": STR, "status": STR, "reason": STR, "message": STR, "lastUpdateTime": TIME,
+             "lastTransitionTime": TIME,
+             "lastProbeTime": TIME, "observedGeneration": INT}
 CONTAINER_STATE = {
-    "waiting": {"reason": S, "message": S},
-    "running": {"startedAt": T},
-    "terminated": {"exitCode": I, "signal": I, "reason": S, "message": S, "startedAt": T, "finishedAt": T,
-                   "containerID": S},
+    "waiting": {"reason": STR, "message": STR},
+    "running": {"startedAt": TIME},
+    "terminated": {"exitCode": INT, "signal": INT, "reason": STR, "message": STR, "startedAt": TIME, "finishedAt": TIME,
+                   "containerID": STR},
 }
-CONTAINER_STATUS = {"name": S, "image": S, "imageID": S, "containerID": S, "ready": B, "started": B,
-                    "restartCount": I, "state": CONTAINER_STATE, "lastState": CONTAINER_STATE}
+CONTAINER_STATUS = {"name": STR, "image": STR, "imageID": STR, "containerID": STR, "ready": BOOL, "started": BOOL,
+                    "restartCount": INT, "state": CONTAINER_STATE, "lastState": CONTAINER_STATE}
 
 SHAPES: dict[str, dict[str, Any]] = {
     "Deployment": {
-        "spec": {"replicas": I, "selector": LABEL_SELECTOR, "template": POD_TEMPLATE,
-                 "strategy": {"type": S, "rollingUpdate": {"maxSurge": IS, "maxUnavailable": IS}},
-                 "minReadySeconds": I, "revisionHistoryLimit": I, "paused": B, "progressDeadlineSeconds": I},
-        "status": {"observedGeneration": I, "replicas": I, "updatedReplicas": I, "readyReplicas": I,
-                   "availableReplicas": I, "unavailableReplicas": I, "terminatingReplicas": I,
-                   "conditions": [CONDITION], "collisionCount": I},
+        "spec": {"replicas": INT, "selector": LABEL_SELECTOR, "template": POD_TEMPLATE,
+                 "strategy": {"type": STR, "rollingUpdate": {"maxSurge": INTSTR, "maxUnavailable": INTSTR}},
+                 "minReadySeconds": INT, "revisionHistoryLimit": INT, "paused": BOOL, "progressDeadlineSeconds": INT},
+        "status": {"observedGeneration": INT, "replicas": INT, "updatedReplicas": INT, "readyReplicas": INT,
+                   "availableReplicas": INT, "unavailableReplicas": INT, "terminatingReplicas": INT,
+                   "conditions": [CONDITION], "collisionCount": INT},
     },
     "ReplicaSet": {
-        "spec": {"replicas": I, "minReadySeconds": I, "selector": LABEL_SELECTOR, "template": POD_TEMPLATE},
-        "status": {"replicas": I, "fullyLabeledReplicas": I, "readyReplicas": I, "availableReplicas": I,
-                   "terminatingReplicas": I, "observedGeneration": I, "conditions": [CONDITION]},
+        "spec": {"replicas": INT, "minReadySeconds": INT, "selector": LABEL_SELECTOR, "template": POD_TEMPLATE},
+        "status": {"replicas": INT, "fullyLabeledReplicas": INT, "readyReplicas": INT, "availableReplicas": INT,
+                   "terminatingReplicas": INT, "observedGeneration": INT, "conditions": [CONDITION]},
     },
     "Pod": {
         "spec": POD_SPEC,
-        "status": {"phase": S, "conditions": [CONDITION], "message": S, "reason": S, "hostIP": S, "podIP": S,
-                   "podIPs": [{"ip": S}], "hostIPs": [{"ip": S}], "startTime": T, "qosClass": S,
+        "status": {"phase": STR, "conditions": [CONDITION], "message": STR, "reason": STR, "hostIP": STR, "podIP": STR,
+                   "podIPs": [{"ip": STR}], "hostIPs": [{"ip": STR}], "startTime": TIME, "qosClass": STR,
                    "containerStatuses": [CONTAINER_STATUS], "initContainerStatuses": [CONTAINER_STATUS]},
     },
     "Job": {
-        "spec": {"parallelism": I, "completions": I, "activeDeadlineSeconds": I, "backoffLimit": I,
-                 "selector": LABEL_SELECTOR, "manualSelector": B, "template": POD_TEMPLATE,
-                 "ttlSecondsAfterFinished": I, "completionMode": S, "suspend": B, "podReplacementPolicy": S,
-                 "backoffLimitPerIndex": I, "maxFailedIndexes": I, "podFailurePolicy": O, "successPolicy": O,
-                 "managedBy": S},
-        "status": {"conditions": [CONDITION], "startTime": T, "completionTime": T, "active": I, "succeeded": I,
-                   "failed": I, "ready": I, "terminating": I, "uncountedTerminatedPods": O},
+        "spec": {"parallelism": INT, "completions": INT, "activeDeadlineSeconds": INT, "backoffLimit": INT,
+                 "selector": LABEL_SELECTOR, "manualSelector": BOOL, "template": POD_TEMPLATE,
+                 "ttlSecondsAfterFinished": INT, "completionMode": STR, "suspend": BOOL, "podReplacementPolicy": STR,
+                 "backoffLimitPerIndex": INT, "maxFailedIndexes": INT, "podFailurePolicy": OBJ, "successPolicy": OBJ,
+                 "managedBy": STR},
+        "status": {"conditions": [CONDITION], "startTime": TIME, "completionTime": TIME, "active": INT,
+                   "succeeded": INT,
+                   "failed": INT, "ready": INT, "terminating": INT, "uncountedTerminatedPods": OBJ},
     },
     "Service": {
-        "spec": {"ports": [{"name": S, "protocol": S, "port": I, "targetPort": IS, "nodePort": I,
-                            "appProtocol": S}],
-                 "selector": {"*": S}, "clusterIP": S, "clusterIPs": [S], "type": S, "sessionAffinity": S,
-                 "externalIPs": [S], "ipFamilies": [S], "ipFamilyPolicy": S, "internalTrafficPolicy": S,
-                 "externalName": S, "publishNotReadyAddresses": B},
-        "status": O,
+        "spec": {"ports": [{"name": STR, "protocol": STR, "port": INT, "targetPort": INTSTR, "nodePort": INT,
+                            "appProtocol": STR}],
+                 "selector": {"*": STR}, "clusterIP": STR, "clusterIPs": [STR], "type": STR, "sessionAffinity": STR,
+                 "externalIPs": [STR], "ipFamilies": [STR], "ipFamilyPolicy": STR, "internalTrafficPolicy": STR,
+                 "externalName": STR, "publishNotReadyAddresses": BOOL},
+        "status": OBJ,
     },
-    "ConfigMap": {"data": {"*": S}, "binaryData": {"*": S}, "immutable": B},
-    "Lease": {"spec": {"holderIdentity": S, "leaseDurationSeconds": I, "acquireTime": T, "renewTime": T,
-                       "leaseTransitions": I, "strategy": S, "preferredHolder": S}},
+    "ConfigMap": {"data": {"*": STR}, "binaryData": {"*": STR}, "immutable": BOOL},
+    "Lease": {"spec": {"holderIdentity": STR, "leaseDurationSeconds": INT, "acquireTime": MICRO, "renewTime": MICRO,
+                       "leaseTransitions": INT, "strategy": STR, "preferredHolder": STR}},
     "HorizontalPodAutoscaler": {
-        "spec": {"scaleTargetRef": {"apiVersion": S, "kind": S, "name": S}, "minReplicas": I, "maxReplicas": I,
-                 "metrics": [O], "behavior": O},
-        "status": {"observedGeneration": I, "lastScaleTime": T, "currentReplicas": I, "desiredReplicas": I,
-                   "currentMetrics": [O], "conditions": [CONDITION]},
+        "spec": {"scaleTargetRef": {"apiVersion": STR, "kind": STR, "name": STR}, "minReplicas": INT,
+                 "maxReplicas": INT,
+                 "metrics": [OBJ], "behavior": OBJ},
+        "status": {"observedGeneration": INT, "lastScaleTime": TIME, "currentReplicas": INT, "desiredReplicas": INT,
+                   "currentMetrics": [OBJ], "conditions": [CONDITION]},
     },
     "Event": {
-        "involvedObject": {"kind": S, "namespace": S, "name": S, "uid": S, "apiVersion": S,
-                           "resourceVersion": S, "fieldPath": S},
-        "reason": S, "message": S, "source": {"component": S, "host": S}, "firstTimestamp": T,
-        "lastTimestamp": T, "count": I, "type": S, "eventTime": T, "series": O, "action": S, "related": O,
-        "reportingComponent": S, "reportingInstance": S,
+        "involvedObject": {"kind": STR, "namespace": STR, "name": STR, "uid": STR, "apiVersion": STR,
+                           "resourceVersion": STR, "fieldPath": STR},
+        "reason": STR, "message": STR, "source": {"component": STR, "host": STR}, "firstTimestamp": TIME,
+        "lastTimestamp": TIME, "count": INT, "type": STR, "eventTime": MICRO, "series": OBJ, "action": STR,
+        "related": OBJ,
+        "reportingComponent": STR, "reportingInstance": STR,
     },
-    "Namespace": {"spec": {"finalizers": [S]}, "status": {"phase": S, "conditions": [O]}},
+    "Namespace": {"spec": {"finalizers": [STR]}, "status": {"phase": STR, "conditions": [OBJ]}},
 }
 
-_GO = {S: "string", I: "int32", B: "bool", Q: "resource.Quantity", IS: "intstr.IntOrString", T: "v1.Time",
-       O: "map[string]interface {}"}
+_GO = {STR: "string", INT: "int32", BOOL: "bool", QTY: "resource.Quantity", INTSTR: "intstr.IntOrString",
+       TIME: "v1.Time", MICRO: "v1.MicroTime",
+       OBJ: "map[string]interface {}"}
 
 
 def _json_type(v: Any) -> str:
@@ -158,7 +165,7 @@ def strip_nulls(v: Any) -> Any:
 
 def check_shape(kind: str, version: str, obj: dict[str, Any]) -> None:
     """Raise 400 BadRequest the way the apiserver's JSON decoder would."""
-    shape = {"apiVersion": S, "kind": S, "metadata": META, **SHAPES.get(kind, {})}
+    shape = {"apiVersion": STR, "kind": STR, "metadata": META, **SHAPES.get(kind, {})}
 
     def fail(path: str, value: Any, code: Any) -> None:
         gotype = _GO.get(code, "[]interface {}" if isinstance(code, list) else "struct") if isinstance(code, str) \
@@ -176,7 +183,7 @@ def check_shape(kind: str, version: str, obj: dict[str, Any]) -> None:
             if not isinstance(value, dict):
                 fail(path, value, code)
             if "*" in code and len(code) == 1:
-                for k, v in value.items():
+                for v in value.values():
                     walk(v, code["*"], path)
                 return
             for k, sub in code.items():
@@ -189,30 +196,53 @@ def check_shape(kind: str, version: str, obj: dict[str, Any]) -> None:
             for v in value:
                 walk(v, code[0], path)
             return
-        if code == S and not isinstance(value, str):
+        if code == STR and not isinstance(value, str):
             fail(path, value, code)
-        elif code == I:
+        elif code == INT:
             if isinstance(value, bool) or not isinstance(value, int | float) or \
                     (isinstance(value, float) and not value.is_integer()) or abs(value) > 2**53:
                 fail(path, value, code)
-        elif code == B and not isinstance(value, bool):
+        elif code == BOOL and not isinstance(value, bool):
             fail(path, value, code)
-        elif code in (Q, IS):
+        elif code in (QTY, INTSTR):
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 fail(path, value, code)
-        elif code == T:
+        elif code in (TIME, MICRO):
             if not isinstance(value, str) or parse_time(value) is None:
                 if isinstance(value, str):
                     raise ApiError(400, "BadRequest", f'{kind} in version "{version}" cannot be handled as a '
                                    f'{kind}: parsing time "{value}" as "2006-01-02T15:04:05Z07:00": cannot parse')
                 fail(path, value, code)
-        elif code == O and not isinstance(value, dict):
+        elif code == OBJ and not isinstance(value, dict):
             fail(path, value, code)
 
     if not isinstance(obj, dict):
         raise ApiError(400, "BadRequest", f'{kind} in version "{version}" cannot be handled as a {kind}: '
                        f"json: cannot unmarshal {_json_type(obj)} into Go value of type struct")
     walk(obj, shape, "")
+
+
+def normalize_times(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """Times as the server writes them back: RFC 3339 in UTC, seconds for Time, microseconds for MicroTime."""
+    shape = {"metadata": META, **SHAPES.get(kind, {})}
+
+    def walk(value: Any, code: Any) -> Any:
+        if isinstance(code, dict) and isinstance(value, dict):
+            if "*" in code and len(code) == 1:
+                return value
+            for k, sub in code.items():
+                if k in value:
+                    value[k] = walk(value[k], sub)
+            return value
+        if isinstance(code, list) and isinstance(value, list):
+            return [walk(v, code[0]) for v in value]
+        if code in (TIME, MICRO) and isinstance(value, str):
+            t = parse_time(value)
+            if t is not None:
+                return fmt_micro(t) if code == MICRO else fmt_time(t)
+        return value
+
+    return walk(obj, shape)  # type: ignore[no-any-return]
 
 
 def normalize_ints(v: Any) -> Any:
@@ -478,7 +508,7 @@ def _validate_containers(spec: dict[str, Any], field: str) -> list[Cause]:
     for i, c in enumerate(containers):
         for j, m in enumerate(as_list(as_dict(c).get("volumeMounts"))):
             if as_dict(m).get("name") not in volumes:
-                causes.append(("%s.containers[%d].volumeMounts[%d].name" % (field, i, j), "FieldValueNotFound",
+                causes.append((f"{field}.containers[{i}].volumeMounts[{j}].name", "FieldValueNotFound",
                                f"Not found: {json.dumps(as_dict(m).get('name'))}"))
     return causes
 
@@ -685,8 +715,6 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None =
 
 
 def raise_invalid(rt: ResourceType, name: str, causes: list[Cause]) -> None:
-    from .util import invalid
-
     raise invalid(rt.group, rt.kind, name, causes)
 
 

@@ -152,7 +152,7 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], path: tuple[str,
             if isinstance(cur, list):
                 result[field] = [x for x in cur if x not in v]
             continue
-        sub = path + (k,)
+        sub = (*path, k)
         if v is None:
             result.pop(k, None)
         elif isinstance(v, dict):
@@ -172,17 +172,16 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], path: tuple[str,
     for field, order in orders.items():
         cur = result.get(field)
         if isinstance(cur, list):
-            result[field] = _apply_order(cur, order, merge_key_for(path + (field,)), patch.get(field))
+            result[field] = _apply_order(cur, order, merge_key_for((*path, field)), patch.get(field))
     return result
 
 
 def _strip_directives(value: Any, path: tuple[str, ...]) -> Any:
     if isinstance(value, dict):
         return {
-            k: _strip_directives(v, path + (k,))
+            k: _strip_directives(v, (*path, k))
             for k, v in value.items()
-            if not (k == _DIRECTIVE or k == _RETAIN or k.startswith(_ORDER_PREFIX)
-                    or k.startswith(_DELETE_PRIMITIVE_PREFIX))
+            if not (k in (_DIRECTIVE, _RETAIN) or k.startswith(_ORDER_PREFIX) or k.startswith(_DELETE_PRIMITIVE_PREFIX))
         }
     if isinstance(value, list):
         return [_strip_directives(v, path) for v in value

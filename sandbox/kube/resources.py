@@ -162,3 +162,42 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": resources,
     }
+
+
+def openapi_v3_root() -> dict[str, Any]:
+    """Just enough OpenAPI v3 for kubectl to learn that the server validates fields itself
+    (kubectl's QueryParamVerifierV3), so `kubectl apply/create` need no client-side schemas."""
+    paths = {}
+    gvs = {("", "v1")} | {(r.group, r.version) for r in RESOURCES}
+    for group, version in sorted(gvs):
+        key = f"apis/{group}/{version}" if group else f"api/{version}"
+        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=sandbox"}
+    return {"paths": paths}
+
+
+def openapi_v3_group(group: str, version: str) -> dict[str, Any] | None:
+    rs = [r for r in RESOURCES if r.group == group and r.version == version]
+    if not rs:
+        return None
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    params = [{"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+              for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
+    paths: dict[str, Any] = {}
+    for r in rs:
+        gvk = {"group": group, "version": version, "kind": r.kind}
+        prefix = f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
+        ok = {"responses": {"200": {"description": "OK"}}, "x-kubernetes-group-version-kind": gvk,
+              "parameters": params}
+        paths[prefix] = {"parameters": params, "post": dict(ok, operationId=f"create{r.kind}", **{
+            "x-kubernetes-action": "post"})}
+        paths[prefix + "/{name}"] = {
+            "parameters": params,
+            "put": dict(ok, operationId=f"replace{r.kind}", **{"x-kubernetes-action": "put"}),
+            "patch": dict(ok, operationId=f"patch{r.kind}", **{
+                "x-kubernetes-action": "patch",
+                "requestBody": {"content": {t: {"schema": {"type": "object"}} for t in (
+                    "application/json-patch+json", "application/merge-patch+json",
+                    "application/strategic-merge-patch+json", "application/apply-patch+yaml")}}}),
+        }
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.36.2-sandbox"}, "paths": paths,
+            "components": {"schemas": {}}}

@@ -149,7 +149,7 @@ def parse_label_selector(text: str) -> LabelSelector:
             op = toks[i]
             i += 1
             if op in ("=", "==", "!="):
-                if i < len(toks) and toks[i] not in (",",) and toks[i] not in ("!=", "==", "=", "!", "(", ")", ">", "<"):
+                if i < len(toks) and toks[i] not in (",", "!=", "==", "=", "!", "(", ")", ">", "<"):
                     value = toks[i]
                     i += 1
                 else:
@@ -181,7 +181,8 @@ def parse_label_selector(text: str) -> LabelSelector:
                         continue
                     v = toks[i]
                     if v in ("!=", "==", "=", "!", "(", ">", "<"):
-                        raise SelectorError(f"unable to parse requirement: found '{v}', expected: ',', ')' or identifier")
+                        raise SelectorError(f"unable to parse requirement: found '{v}', expected: ',', ')' or "
+                                            "identifier")
                     if not valid_label_value(v):
                         raise SelectorError(f"unable to parse requirement: invalid label value: \"{v}\"")
                     values.append(v)
@@ -189,7 +190,8 @@ def parse_label_selector(text: str) -> LabelSelector:
                     if i < len(toks) and toks[i] == ",":
                         i += 1
                 if not values:
-                    raise SelectorError("unable to parse requirement: for 'in', 'notin' operators, values set can't be empty")
+                    raise SelectorError("unable to parse requirement: for 'in', 'notin' operators, values set can't "
+                                        "be empty")
                 reqs.append(Requirement(key, op.lower(), tuple(values)))
             else:
                 raise SelectorError(f"unable to parse requirement: found '{op}', expected: "

@@ -21,7 +21,7 @@ class Change:
 
 
 class Store:
-    def __init__(self, history: int = 20000, first_rv: int = 1000):
+    def __init__(self, history: int = 5000, first_rv: int = 1000):
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self._rv = first_rv

@@ -213,13 +213,9 @@ def method_not_allowed(group: str, plural: str, verb: str) -> ApiError:
     return ApiError(
         405,
         "MethodNotAllowed",
-        f"the server does not allow this method on the requested resource",
+        "the server does not allow this method on the requested resource",
         {"group": group, "kind": plural},
     )
-
-
-def unsupported_media(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got "{content_type}")')
 
 
 def invalid(group: str, kind: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import DeployWorld
+from deploy_world import DeployWorld
 
 from bot.errors import Conflict
 from bot.kube import DeployKube

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import SANDBOX_SETTINGS, DeployWorld
+from deploy_world import SANDBOX_SETTINGS, DeployWorld
 
 from bot import app as bot_app
 from sandbox.slack import SlackSandbox

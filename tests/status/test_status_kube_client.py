@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ScriptedApi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from status_objects import deployment
+from status_scripted import ScriptedApi
 
 from bot.catalog import Cluster
 from bot.errors import BackendUnavailable, BotError, Conflict, DeadlineExceeded, Forbidden, NotFound, UserError
