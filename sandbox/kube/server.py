@@ -123,6 +123,7 @@ def _truthy(v: str | None) -> bool:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no delayed-ACK stall
     server_version = "sandbox-kube-apiserver"
     sys_version = ""
     cluster: Cluster
