@@ -137,13 +137,16 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    with SandboxStack() as stack:
+    with SandboxStack.everything() as stack:
         stack.start(directory, time_scale=args.time_scale)
         print(f"sandbox running; files in {directory}")
         for name, address in stack.addresses().items():
-            print(f"  {name:<12} {address}")
-        print(f"\n  export KUBECONFIG={directory / 'kubeconfig'} SVCBOT_CATALOG={directory / 'catalog.yaml'}")
-        print("  then: svcbot shell --as alice   (Ctrl-C here stops the sandbox)", flush=True)
+            print(f"  {name:<18} {address}")
+        exports = " ".join(f"{key}={value}" for key, value in stack.environment().items())
+        print(f"\nIn another terminal:\n  export {exports}")
+        print("  svcbot shell --as alice        # the terminal, as the on-call engineer")
+        print("  svcbot serve --port 3000       # the bot, in Socket Mode against the sandbox Slack")
+        print("Ctrl-C here stops the sandbox.", flush=True)
         _wait_for_signal()
     return 0
 
@@ -151,15 +154,14 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import tempfile  # noqa: PLC0415
 
-    from sandbox.stack import SandboxStack  # noqa: PLC0415
-
     from bot import shell  # noqa: PLC0415
     from bot.runtime import build_runtime  # noqa: PLC0415
+    from sandbox.stack import SandboxStack  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="svcbot-demo-") as scratch:
         directory = Path(args.dir or scratch).resolve()
         directory.mkdir(parents=True, exist_ok=True)
-        with SandboxStack() as stack:
+        with SandboxStack.everything() as stack:
             stack.start(directory, time_scale=1.0)
             os.environ["KUBECONFIG"] = str(directory / "kubeconfig")
             for key, value in stack.environment().items():

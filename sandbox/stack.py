@@ -13,6 +13,7 @@ wired in: assign a component to the attribute (or call add()) before start().
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,6 +50,17 @@ class SandboxStack:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @classmethod
+    def everything(cls) -> SandboxStack:
+        """Kubernetes, Loki (with the seed log lines) and Slack: what `svcbot sandbox` and `demo` run."""
+        from sandbox.loki import LokiSandbox  # noqa: PLC0415 - tests that need only kube skip these imports
+        from sandbox.slack import SlackSandbox  # noqa: PLC0415
+
+        stack = cls()
+        stack.loki = LokiSandbox()
+        stack.slack = SlackSandbox()
+        return stack
+
     def add(self, component: Component) -> Component:
         """Run one more stand-in with the stack (started in start(), stopped in stop())."""
         self.extra.append(component)
@@ -70,6 +82,9 @@ class SandboxStack:
             for component in self.components():
                 component.start()
                 self._started.append(component)
+            push_seed = getattr(self.loki, "push_seed", None)
+            if callable(push_seed):
+                push_seed(time.time())  # log lines timestamped relative to now, so --since 1h finds them
             self.kube.write_kubeconfig(directory / "kubeconfig")
             (directory / "catalog.yaml").write_text(self.catalog_text(), encoding="utf-8")
         except BaseException:
@@ -111,6 +126,9 @@ class SandboxStack:
             more = getattr(component, "environment", None)
             if callable(more):
                 env.update(more())
+        slack_env = getattr(self.slack, "env", None)
+        if callable(slack_env):  # SVCBOT_SLACK_API_URL and the sandbox's tokens, for `svcbot serve`
+            env.update(slack_env())
         return env
 
     def loki_url(self) -> str:
