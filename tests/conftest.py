@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 from pathlib import Path
 
 import pytest
@@ -20,16 +20,13 @@ _TEST_SETTINGS = ("SVCBOT_HELM_PYTHON", "SVCBOT_HADOLINT", "SVCBOT_TEST_DATABASE
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tokens and paths from the developer's shell never leak into a test; each test has its own store."""
-    import os
-
     for key in list(os.environ):
         if (key.startswith(_ENV_PREFIXES) and key not in _TEST_SETTINGS) or key == "KUBECONFIG":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SVCBOT_HISTORY", str(tmp_path / "history"))
     monkeypatch.setenv("SVCBOT_DB", str(tmp_path / "svcbot.db"))
-    yield
 
 
 @pytest.fixture(name="example_catalog_path")
