@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import dbcli
 from bot import logging as bot_logging
 from bot.errors import CatalogError, UsageError
 
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a catalog; every problem with its YAML path; exit 1 if any")
     check.add_argument("--catalog")
+
+    dbcli.add_parser(sub)
     return parser
 
 
@@ -182,6 +185,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "check": _check, "run": _run, "shell": _shell, "serve": _serve, "sandbox": _sandbox, "demo": _demo,
+    "db": dbcli.main,
 }
 
 

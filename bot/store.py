@@ -1,27 +1,34 @@
 """Persistence of deploy requests, runs, steps, votes and audit events.
 
-SQLite in WAL mode at SVCBOT_DB (default: $XDG_DATA_HOME/svcbot/svcbot.db, i.e.
-~/.local/share/svcbot/svcbot.db), with a versioned schema applied by migrations on open.
+Two engines behind one small seam (`Database`), chosen by SVCBOT_DB:
+- SQLite in WAL mode at a file path or `sqlite:///path` (default: $XDG_DATA_HOME/svcbot/svcbot.db, i.e.
+  ~/.local/share/svcbot/svcbot.db): one process writes at a time; one replica.
+- PostgreSQL at a `postgresql://user:password@host:5432/db` URL (psycopg 3): several replicas share it.
 
 The SQL is portable (PostgreSQL and SQLite both accept it: `?` placeholders are rewritten by the
-database adapter, `ON CONFLICT DO NOTHING`, `DOUBLE PRECISION` epoch seconds, no SQLite-only functions),
-and everything dialect-specific sits behind `Database`, so a PostgreSQL adapter can follow without
-touching callers.
+PostgreSQL adapter, `ON CONFLICT DO NOTHING`, `UPDATE ... RETURNING`, `DOUBLE PRECISION` epoch seconds, no
+engine-only functions); the same versioned migrations build the same schema on both, on open.
 
 State machine (DESIGN.md): PENDING -> APPROVED -> RUNNING -> SUCCEEDED | FAILED | ROLLED_BACK |
 INTERRUPTED | CANCELLED; PENDING -> REJECTED | EXPIRED | CANCELLED (and APPROVED -> CANCELLED, for an
 approved request that never started). Every transition is one conditional UPDATE (`WHERE state IN
-(...)`) plus its audit event in one transaction: it succeeds exactly once however many processes try.
+(...) RETURNING id`) plus its audit event in one transaction: it succeeds exactly once however many
+threads, processes or replicas try. On SQLite a writing transaction holds the database's write lock; on
+PostgreSQL the request's row is locked first (`FOR NO KEY UPDATE`), so the state it left is read exactly
+and a concurrent transition waits, then finds the state moved on and changes nothing.
 
 Runs: a RUNNING request has a `runs` row naming its owner (host, pid and a per-process id) and a
-heartbeat. A process that opens the store marks runs whose heartbeat is stale INTERRUPTED (the check is
-inside the UPDATE, so a heartbeat that lands in between wins); a live run is never touched.
+heartbeat. `interrupt_stale` marks runs whose heartbeat is stale INTERRUPTED (the check is inside the
+UPDATE, so a heartbeat that lands in between wins); a live run is never touched. A process does it when
+it opens the store, and the replica doing background work does it periodically (bot/background.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import functools
+import hashlib
 import json
 import os
 import re
@@ -33,11 +40,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from bot.errors import BackendUnavailable, NotFound, UsageError
+from bot.errors import BackendUnavailable, Conflict, NotFound, UsageError
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = structlog.get_logger("svcbot.store")
 
@@ -234,20 +244,31 @@ class Transaction(Protocol):
         """Run one statement; the number of rows it changed."""
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        """Run one query; its rows as dicts keyed by column name."""
+        """Run one query (or a statement with RETURNING); its rows as dicts keyed by column name."""
 
 
 class Database(Protocol):
-    """The one small interface a storage engine implements (SQLite here; PostgreSQL in issue 11).
+    """The one small interface a storage engine implements (SQLite and PostgreSQL here).
 
-    SQL uses `?` placeholders; `{autoid}` in DDL stands for the engine's auto-increment primary key.
+    SQL uses `?` placeholders; `{autoid}` in DDL stands for the engine's auto-increment primary key;
+    `row_lock` is appended to a SELECT that reads rows the transaction is about to change.
     """
 
     dialect: str
+    autoid: str
+    row_lock: str
 
     def transaction(self, *, write: bool = True) -> contextlib.AbstractContextManager[Transaction]:
-        """One transaction; a writing one takes the write lock at once (no upgrade deadlocks between
-        writers), a reading one sees one consistent snapshot and never blocks writers."""
+        """One transaction; a writing one never loses an update to a concurrent one (SQLite: it takes the
+        write lock at once; PostgreSQL: row locks), a reading one sees one consistent snapshot and never
+        blocks writers. Engine errors come out as Conflict (a constraint refused the change) or
+        BackendUnavailable."""
+
+    def serialize(self, tx: Transaction, name: str) -> None:
+        """Inside a writing transaction: wait until no other writer holds `name` (released at its end)."""
+
+    def describe(self) -> str:
+        """Where the store is, for messages and logs (never a password)."""
 
     def close(self) -> None: ...
 
@@ -270,6 +291,7 @@ class SqliteDatabase:
 
     dialect = "sqlite"
     autoid = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    row_lock = ""  # a writing transaction already holds the whole database's write lock
 
     def __init__(self, path: Path, busy_timeout: float = 10.0) -> None:
         self.path = path
@@ -293,17 +315,222 @@ class SqliteDatabase:
                 raise BackendUnavailable(f"the store at {self.path} is unavailable: {exc}") from exc
             try:
                 yield _SqliteTransaction(self._connection)
-            except BaseException:
+            except BaseException as exc:
                 self._connection.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise Conflict(f"the store refused the change: {_cut(str(exc))}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise BackendUnavailable(f"the store at {self.path} failed: {_cut(str(exc))}") from exc
                 raise
             try:
                 self._connection.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise BackendUnavailable(f"the store at {self.path} could not commit: {exc}") from exc
 
+    def serialize(self, tx: Transaction, name: str) -> None:
+        """Nothing to do: a writing transaction holds the database's write lock already."""
+
+    def describe(self) -> str:
+        return f"SQLite at {self.path}"
+
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+
+# PostgreSQL ------------------------------------------------------------------------------------------------
+
+# A quoted literal or identifier (kept as it is), a `?` placeholder, or a `%` (psycopg's own marker).
+_SQL_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+# libpq settings added to every connection unless the URL sets them: a bounded wait to connect, TCP
+# keepalives so a dead peer is noticed in well under a minute, and a name in pg_stat_activity.
+_CONNECT_DEFAULTS = {"connect_timeout": "5", "keepalives": "1", "keepalives_idle": "10",
+                     "keepalives_interval": "5", "keepalives_count": "3", "application_name": "svcbot"}
+
+
+@functools.lru_cache(maxsize=512)
+def pyformat(sql: str) -> str:
+    """`?` placeholders -> psycopg's `%s` (and a literal `%` -> `%%`), leaving quoted text alone."""
+
+    def replace(match: re.Match[str]) -> str:
+        piece = match.group()
+        return "%s" if piece == "?" else "%%" if piece == "%" else piece
+
+    return _SQL_TOKEN.sub(replace, sql)
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock from a name (the same in every process)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _cut(text: str, limit: int = 256) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg  # noqa: PLC0415 - only a PostgreSQL store needs the driver
+    except ImportError as exc:
+        raise BackendUnavailable("SVCBOT_DB names PostgreSQL, but the driver is not installed: "
+                                 "pip install 'psycopg[binary]>=3.2,<4'") from exc
+    return psycopg
+
+
+class _PostgresTransaction:
+    def __init__(self, connection: psycopg.Connection[Row]) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        return self._connection.execute(pyformat(sql), tuple(params)).rowcount
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        return self._connection.execute(pyformat(sql), tuple(params)).fetchall()
+
+
+class PostgresDatabase:
+    """A small pool of psycopg connections (autocommit, explicit BEGIN/COMMIT), shared by the process's threads.
+
+    Writing transactions run at READ COMMITTED: every transition is a conditional UPDATE on a row locked
+    first, which PostgreSQL re-checks against the latest committed row, so it succeeds exactly once across
+    replicas. Reading transactions are REPEATABLE READ, READ ONLY: one snapshot, never blocking writers.
+    """
+
+    dialect = "postgresql"
+    autoid = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    row_lock = " FOR NO KEY UPDATE"  # the lock an UPDATE of non-key columns takes, taken before reading
+
+    def __init__(self, url: str, *, pool_size: int = 4, wait: float = 30.0,
+                 statement_timeout: float = 30.0) -> None:
+        self._psycopg = _psycopg()
+        self.url = url
+        self.pool_size = pool_size
+        self._wait = wait
+        self._statement_timeout_ms = int(statement_timeout * 1000)
+        self._where = self._describe(url)
+        self._idle: list[psycopg.Connection[Row]] = []
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._lock = threading.Lock()
+        self._closed = False
+        # Connect now, so a wrong URL, password or database fails where the store is opened.
+        self._checkin(self._checkout())
+
+    def _describe(self, url: str) -> str:
+        try:
+            parts = self._psycopg.conninfo.conninfo_to_dict(url)
+        except self._psycopg.Error as exc:
+            raise UsageError("SVCBOT_DB: not a valid PostgreSQL URL (postgresql://user:password@host:5432/db)") \
+                from exc
+        host = parts.get("host") or "localhost"
+        port = parts.get("port") or "5432"
+        return f"PostgreSQL at {host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
+
+    def describe(self) -> str:
+        return self._where
+
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Row]:
+        """A new connection of this store's own (the pool's, or a dedicated one such as the leader's)."""
+        driver = self._psycopg
+        given = driver.conninfo.conninfo_to_dict(self.url)
+        extra = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in given}
+        try:
+            connection: psycopg.Connection[Row] = driver.connect(
+                self.url, autocommit=autocommit, row_factory=driver.rows.dict_row, **extra)
+            connection.execute(f"SET statement_timeout = {self._statement_timeout_ms}")
+            if not autocommit:
+                connection.commit()
+        except driver.Error as exc:
+            raise BackendUnavailable(f"cannot connect to the store ({self._where}): {_cut(str(exc))}") from exc
+        return connection
+
+    def _checkout(self) -> psycopg.Connection[Row]:
+        if not self._slots.acquire(timeout=self._wait):
+            raise BackendUnavailable(f"the store ({self._where}) is busy: all {self.pool_size} connections "
+                                     f"in use for {self._wait:.0f}s")
+        with self._lock:
+            if self._closed:
+                self._slots.release()
+                raise BackendUnavailable(f"the store ({self._where}) is closed")
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            try:
+                connection = self.connect()
+            except BaseException:
+                self._slots.release()
+                raise
+        return connection
+
+    def _checkin(self, connection: psycopg.Connection[Row], *, broken: bool = False) -> None:
+        """Back to the pool, or closed when it failed, is mid-transaction or the pool is closed."""
+        idle = self._psycopg.pq.TransactionStatus.IDLE
+        with self._lock:
+            keep = not (broken or self._closed or connection.closed or connection.broken
+                        or connection.info.transaction_status != idle)
+            if keep:
+                self._idle.append(connection)
+        if not keep:
+            with contextlib.suppress(Exception):
+                connection.close()
+        self._slots.release()
+
+    def _begin(self, write: bool) -> psycopg.Connection[Row]:
+        begin = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        for attempt in (1, 2):
+            connection = self._checkout()
+            try:
+                connection.execute(begin)
+            except self._psycopg.Error as exc:
+                self._checkin(connection, broken=True)
+                # A pooled connection the server dropped (a restart, a failover): the other idle ones went
+                # with it, so drop them all and try once more on a new connection.
+                if attempt == 1 and isinstance(exc, self._psycopg.OperationalError):
+                    self._drop_idle()
+                    continue
+                raise BackendUnavailable(f"the store ({self._where}) is unavailable: {_cut(str(exc))}") from exc
+            return connection
+        raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
+        driver = self._psycopg
+        connection = self._begin(write)
+        try:
+            yield _PostgresTransaction(connection)
+        except BaseException as exc:
+            broken = False
+            try:
+                connection.execute("ROLLBACK")
+            except driver.Error:
+                broken = True
+            self._checkin(connection, broken=broken)
+            if isinstance(exc, driver.errors.IntegrityError):
+                raise Conflict(f"the store refused the change: {_cut(str(exc))}") from exc
+            if isinstance(exc, driver.Error):
+                raise BackendUnavailable(f"the store ({self._where}) failed: {_cut(str(exc))}") from exc
+            raise
+        try:
+            connection.execute("COMMIT")
+        except driver.Error as exc:
+            self._checkin(connection, broken=True)
+            raise BackendUnavailable(f"the store ({self._where}) could not commit: {_cut(str(exc))}") from exc
+        self._checkin(connection)
+
+    def serialize(self, tx: Transaction, name: str) -> None:
+        """A transaction-level advisory lock: released by COMMIT or ROLLBACK, never left behind."""
+        tx.query("SELECT pg_advisory_xact_lock(?) AS locked", (advisory_key(name),))
+
+    def _drop_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._drop_idle()
 
 
 # --- schema ---------------------------------------------------------------------------------------------
@@ -384,18 +611,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+MIGRATION_LOCK = "svcbot.store.migrate"
+# Tables in the order a copy fills them (each row's foreign keys point at rows copied before it).
+TABLES = ("requests", "runs", "steps", "votes", "audit")
+
+
+def schema_version(database: Database) -> int:
+    """The schema version a database is at (0: no svcbot store in it yet), without migrating it."""
+    with database.transaction(write=False) as tx:
+        try:
+            rows = tx.query("SELECT version FROM schema_version")
+        except Exception:  # noqa: BLE001 - "no such table" is each engine's own error type
+            return 0
+    return int(rows[0]["version"]) if rows else 0
 
 
 def migrate(database: Database) -> int:
     """Apply the migrations this database lacks, each in its own transaction; the resulting version."""
-    autoid = getattr(database, "autoid", "INTEGER PRIMARY KEY")
+    # Replicas starting together take turns (PostgreSQL: an advisory lock), so each migration runs once.
     with database.transaction() as tx:
+        database.serialize(tx, MIGRATION_LOCK)
         tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         rows = tx.query("SELECT version FROM schema_version")
         if not rows:
             tx.execute("INSERT INTO schema_version (version) VALUES (0)")
     while True:
         with database.transaction() as tx:
+            database.serialize(tx, MIGRATION_LOCK)
             current = int(tx.query("SELECT version FROM schema_version")[0]["version"])
             if current > SCHEMA_VERSION:
                 raise BackendUnavailable(
@@ -404,7 +646,7 @@ def migrate(database: Database) -> int:
             if current == SCHEMA_VERSION:
                 return current
             for statement in MIGRATIONS[current]:
-                tx.execute(statement.replace("{autoid}", autoid))
+                tx.execute(statement.replace("{autoid}", database.autoid))
             tx.execute("UPDATE schema_version SET version = ?", (current + 1,))
             log.info("store.migrated", version=current + 1)
 
@@ -417,13 +659,13 @@ def default_path() -> Path:
 
 
 def open_database(location: str | None = None) -> Database:
-    """SVCBOT_DB: a file path or sqlite:///path (default under the user's data directory)."""
+    """SVCBOT_DB: a file path or sqlite:///path (default under the user's data directory), or a
+    postgresql:// URL (postgres:// too)."""
     location = location or os.environ.get("SVCBOT_DB") or ""
     if location.startswith(("postgresql://", "postgres://")):
-        raise BackendUnavailable("SVCBOT_DB names PostgreSQL, which this svcbot does not support yet "
-                                 "(use a SQLite file path)")
+        return PostgresDatabase(location)
     if location.startswith("sqlite:///"):
-        location = location.removeprefix("sqlite://")
+        location = "/" + location.removeprefix("sqlite://").lstrip("/")  # sqlite:////abs and sqlite:///abs alike
     elif "://" in location:
         raise UsageError(f"SVCBOT_DB: unsupported store URL scheme in {location.split('://')[0]!r}")
     return SqliteDatabase(Path(location).expanduser() if location else default_path())
@@ -523,9 +765,11 @@ class Store:
         if extra_condition:
             sql += f" AND {extra_condition}"
             params.extend(extra_params)
-        # Read the state it left inside the same transaction (nobody else can write meanwhile).
-        before = tx.query("SELECT state FROM requests WHERE id = ?", (request_id,))
-        if tx.execute(sql, params) != 1:
+        # The state it leaves, read in the same transaction with the row locked (SQLite: the whole database
+        # is), so nobody else can move it meanwhile; the UPDATE re-checks the state anyway.
+        before = tx.query("SELECT state FROM requests WHERE id = ?" + self.database.row_lock,  # noqa: S608
+                          (request_id,))
+        if len(tx.query(sql + " RETURNING id", params)) != 1:
             return False
         if to in FINAL:
             tx.execute("UPDATE runs SET finished_at = ? WHERE request_id = ? AND finished_at IS NULL",
@@ -710,6 +954,28 @@ class Store:
             log.warning("run.interrupted", request_id=row["id"], reason=reason)
             interrupted.append(self.snapshot(row["id"]))
         return interrupted
+
+    # --- approval expiry --------------------------------------------------------------------------------
+
+    def expire_overdue(self, *, now: float | None = None, actor: str = "svcbot") -> list[RequestRecord]:
+        """Mark PENDING requests whose approval window has passed EXPIRED; the ones this call expired.
+
+        The deadline is checked inside each UPDATE, so an approval that lands first wins, and two sweepers
+        (two replicas, or a sweep racing a click) expire each request once between them.
+        """
+        now = time.time() if now is None else now
+        overdue = self._query("SELECT id FROM requests WHERE state = ? AND expires_at IS NOT NULL "
+                              "AND expires_at <= ? ORDER BY expires_at, id", (State.PENDING.value, now))
+        expired: list[str] = []
+        for row in overdue:
+            with self.database.transaction() as tx:
+                if self._transition(tx, row["id"], (State.PENDING,), State.EXPIRED, actor=actor,
+                                    reason="nobody approved it before it expired", detail=None,
+                                    unexpired=False, now=now,
+                                    extra_condition="expires_at IS NOT NULL AND expires_at <= ?",
+                                    extra_params=(now,)):
+                    expired.append(row["id"])
+        return [self.request(request_id) for request_id in expired]
 
     # --- steps ----------------------------------------------------------------------------------------
 

@@ -1,15 +1,24 @@
-"""The store: schema and migrations, transitions that succeed once, votes, heartbeats and recovery."""
+"""The store: schema and migrations, transitions that succeed once, votes, heartbeats and recovery.
+
+Every test that takes `store_url` runs twice: on SQLite and on PostgreSQL (SVCBOT_TEST_DATABASE_URL, one
+fresh schema per test; without it those runs are skipped with the reason, and fail under CI=true).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from deploy_fakes import FAST
 
-from bot.errors import BackendUnavailable, NotFound
+from bot.errors import BackendUnavailable, Conflict, NotFound
 from bot.store import (
     SCHEMA_VERSION,
     NewRequest,
@@ -23,6 +32,53 @@ from bot.store import (
 )
 
 
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new empty schema, dropped afterwards."""
+    url = os.environ.get("SVCBOT_TEST_DATABASE_URL", "")
+    reason = ("SVCBOT_TEST_DATABASE_URL is not set (.ci/run starts a PostgreSQL and sets it)" if not url else
+              "psycopg is not installed" if not _has_psycopg() else "")
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must test the PostgreSQL store: {reason}")
+        pytest.skip(f"PostgreSQL store not tested: {reason}")
+    import psycopg  # noqa: PLC0415 - only when PostgreSQL is there
+
+    schema = f"test_{secrets.token_hex(6)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _has_psycopg() -> bool:
+    try:
+        import psycopg  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(name="store_url", params=["sqlite", "postgresql"])
+def _store_url(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
+    """Where the test's store lives: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(db_path)
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture(name="store")
+def _store(store_url: str) -> Iterator[Store]:
+    store = Store.open(store_url, stale_after=FAST.stale_after)
+    yield store
+    store.close()
+
+
 def _request(store: Store, state: State = State.APPROVED, **extra: object) -> str:
     new = NewRequest(kind="deploy", service="payment", env="staging", version="1.4.2", requester="U0ALICE",
                      plan={"action": "deploy", "steps": []}, state=state, **extra)  # type: ignore[arg-type]
@@ -33,8 +89,9 @@ STEPS = [StepSpec("deploy", "set_image", "set image"), StepSpec("deploy", "wait_
 
 
 class TestSchema:
-    def test_migrations_create_every_table_in_wal_mode(self, db_path: Path, store: Store) -> None:
-        """A new store is at the latest schema version, in WAL mode, with the five tables."""
+    def test_migrations_create_every_table_in_wal_mode(self, db_path: Path) -> None:
+        """A new SQLite store is at the latest schema version, in WAL mode, with the five tables."""
+        Store.open(str(db_path)).close()
         connection = sqlite3.connect(db_path)
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"requests", "runs", "steps", "votes", "audit", "schema_version"} <= tables
@@ -42,10 +99,10 @@ class TestSchema:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         connection.close()
 
-    def test_reopening_keeps_data_and_does_not_migrate_twice(self, db_path: Path, store: Store) -> None:
-        """A second open of the same file sees the first one's requests."""
+    def test_reopening_keeps_data_and_does_not_migrate_twice(self, store_url: str, store: Store) -> None:
+        """A second open of the same store sees the first one's requests."""
         request_id = _request(store)
-        other = Store.open(str(db_path))
+        other = Store.open(store_url)
         assert other.request(request_id).state is State.APPROVED
         other.close()
 
@@ -55,13 +112,14 @@ class TestSchema:
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
         assert default_path() == tmp_path / "data" / "svcbot" / "svcbot.db"
 
-    def test_sqlite_url_and_postgres_refusal(self, tmp_path: Path) -> None:
-        """sqlite:/// URLs work; a PostgreSQL URL is refused with a reason until its backend exists."""
+    def test_sqlite_url_and_unreachable_postgres(self, tmp_path: Path) -> None:
+        """sqlite:/// URLs work; a PostgreSQL nobody listens for is BackendUnavailable naming where, no password."""
         database = open_database(f"sqlite:///{tmp_path}/x.db")
         database.close()
         assert (tmp_path / "x.db").exists()
-        with pytest.raises(BackendUnavailable, match="PostgreSQL"):
-            open_database("postgresql://db/svcbot")
+        with pytest.raises(BackendUnavailable, match="PostgreSQL") as raised:
+            open_database("postgresql://svcbot:hunter2@127.0.0.1:1/svcbot?connect_timeout=2")
+        assert "hunter2" not in raised.value.message
 
 
 class TestTransitions:
@@ -83,10 +141,10 @@ class TestTransitions:
         assert results.count(True) == 1
         assert [event.event for event in store.audit(request_id)].count("request.approved") == 1
 
-    def test_two_stores_on_one_file_claim_a_run_once(self, db_path: Path, store: Store) -> None:
+    def test_two_stores_on_one_database_claim_a_run_once(self, store_url: str, store: Store) -> None:
         """Two processes' stores racing to start the same approved request: one claim wins."""
         request_id = _request(store)
-        other = Store.open(str(db_path))
+        other = Store.open(store_url)
         claims = [store.claim_run(request_id, STEPS, actor="a"), other.claim_run(request_id, STEPS, actor="b")]
         other.close()
         assert sorted(claims) == [False, True]
@@ -105,6 +163,24 @@ class TestTransitions:
         request_id = _request(store, State.PENDING, expires_at=time.time() - 1)
         assert not store.transition(request_id, State.APPROVED, actor="U0CAROL", unexpired=True)
         assert store.transition(request_id, State.EXPIRED, actor="svcbot")
+
+    def test_expiry_sweep_expires_overdue_requests_once(self, store: Store) -> None:
+        """The sweep expires PENDING requests past their deadline, once; approved and future ones stay."""
+        overdue = _request(store, State.PENDING, expires_at=time.time() - 5)
+        approved = _request(store, State.PENDING, expires_at=time.time() - 5)
+        future = _request(store, State.PENDING, expires_at=time.time() + 600)
+        assert store.transition(approved, State.APPROVED, actor="U0CAROL")
+        assert [request.id for request in store.expire_overdue()] == [overdue]
+        assert store.expire_overdue() == []
+        assert store.request(overdue).state is State.EXPIRED
+        assert store.request(future).state is State.PENDING
+        assert [event.event for event in store.audit(overdue)].count("request.expired") == 1
+
+    def test_a_duplicate_id_is_a_conflict(self, store: Store) -> None:
+        """A constraint refusing a write comes out as Conflict on both engines, never the driver's error."""
+        request_id = _request(store, id="dup12345")
+        with pytest.raises(Conflict, match="refused"):
+            _request(store, id=request_id)
 
     def test_votes_are_unique_per_approver(self, store: Store) -> None:
         """A second vote by the same approver is refused by the constraint; other approvers count."""
@@ -133,17 +209,17 @@ class TestRuns:
         assert [step.state for step in snapshot.steps] == [StepState.PENDING, StepState.PENDING]
         assert [event.event for event in store.audit(request_id)] == ["request.created", "request.running"]
 
-    def test_stale_run_is_interrupted_by_the_next_process_and_live_runs_are_not(self, db_path: Path,
+    def test_stale_run_is_interrupted_by_the_next_process_and_live_runs_are_not(self, store_url: str,
                                                                                 store: Store) -> None:
         """A run whose heartbeat stopped is INTERRUPTED on open; a heartbeating one is left alone."""
-        dead = Store.open(str(db_path), owner=Owner("old-host", 4242, "dead-process"))
+        dead = Store.open(store_url, owner=Owner("old-host", 4242, "dead-process"))
         stale_id, live_id = _request(dead), _request(store)
         assert dead.claim_run(stale_id, STEPS, actor="U0ALICE", now=time.time() - 60)
         dead.step_started(stale_id, 0)
         assert store.claim_run(live_id, STEPS, actor="U0ALICE")
         dead.close()
         assert store.heartbeat(live_id) == ""
-        newcomer = Store.open(str(db_path), stale_after=5.0)
+        newcomer = Store.open(store_url, stale_after=5.0)
         assert [snapshot.id for snapshot in newcomer.interrupted_on_open] == [stale_id]
         interrupted = newcomer.snapshot(stale_id)
         assert interrupted.state is State.INTERRUPTED
@@ -159,11 +235,11 @@ class TestRuns:
         assert store.interrupt_stale() == []
         assert store.request(request_id).state is State.RUNNING
 
-    def test_an_interrupted_run_cannot_be_finished_by_its_old_owner(self, db_path: Path, store: Store) -> None:
+    def test_an_interrupted_run_cannot_be_finished_by_its_old_owner(self, store_url: str, store: Store) -> None:
         """After another process marked it INTERRUPTED, the owner's finish and heartbeat are refused."""
         request_id = _request(store)
         store.claim_run(request_id, STEPS, actor="U0ALICE", now=time.time() - 60)
-        other = Store.open(str(db_path), stale_after=5.0)
+        other = Store.open(store_url, stale_after=5.0)
         other.close()
         assert store.heartbeat(request_id) is None
         assert not store.finish_run(request_id, State.SUCCEEDED)

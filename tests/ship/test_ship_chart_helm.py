@@ -13,7 +13,6 @@ from ship_chart import CI_VALUES, HelmEngine, Rendered, default_values, errors, 
 from ship_rbac import WRITE_VERBS, expand_rules, without_writes
 
 NAMESPACE_RULES = template_rules("svcbot.namespaceRules")
-COORDINATION_RULES = template_rules("svcbot.coordinationRules")
 
 
 def ci(name: str) -> dict[str, Any]:
@@ -27,8 +26,7 @@ def _socket_values() -> dict[str, Any]:
 
 
 def roles_by_namespace(rendered: Rendered) -> dict[str, list[dict[str, Any]]]:
-    return {role["metadata"]["namespace"]: role["rules"] for role in rendered.kind("Role")
-            if not role["metadata"]["name"].endswith("-coordination")}
+    return {role["metadata"]["namespace"]: role["rules"] for role in rendered.kind("Role")}
 
 
 def container(rendered: Rendered, name: str = "svcbot") -> dict[str, Any]:
@@ -92,10 +90,43 @@ class TestDeployment:
         spec = rendered.one("Deployment")["spec"]
         assert spec["replicas"] == 1
         assert spec["strategy"] == {"type": "Recreate"}
+        assert rendered.kind("PodDisruptionBudget") == []
         claim = rendered.one("PersistentVolumeClaim")
         assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
         assert volumes["data"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+    def test_several_replicas_on_postgres_roll_spread_and_keep_a_budget(self, renderer: HelmEngine,
+                                                                        tmp_path: Path) -> None:
+        """PostgreSQL and three replicas: RollingUpdate that never drops below three ready, a PDB, anti-affinity
+        on the node, the store URL only from its Secret, and no SQLite volume claim."""
+        rendered = renderer.render(ci("replicas-values.yaml"), tmp_path)
+        spec = rendered.one("Deployment")["spec"]
+        assert spec["replicas"] == 3
+        assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+        budget = rendered.one("PodDisruptionBudget")["spec"]
+        assert budget["maxUnavailable"] == 1
+        assert budget["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+        anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]
+        spread = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert spread[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        assert spread[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+        env = {e["name"]: e for e in container(rendered)["env"]}
+        assert env["SVCBOT_DB"] == {"name": "SVCBOT_DB",
+                                    "valueFrom": {"secretKeyRef": {"name": "svcbot-db", "key": "url"}}}
+        assert rendered.kind("PersistentVolumeClaim") == []
+        volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+        assert "emptyDir" in volumes["data"]
+
+    def test_hard_anti_affinity_and_one_postgres_replica(self, renderer: HelmEngine, tmp_path: Path) -> None:
+        """podAntiAffinity: hard requires separate nodes; one replica on PostgreSQL keeps Recreate and no PDB."""
+        hard = renderer.render(values_with({**ci("replicas-values.yaml"), "podAntiAffinity": "hard"}), tmp_path)
+        anti = hard.one("Deployment")["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        assert list(anti) == ["requiredDuringSchedulingIgnoredDuringExecution"]
+        single = renderer.render(values_with({"database": {"existingSecret": "svcbot-db"}}), tmp_path)
+        assert single.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+        assert single.kind("PodDisruptionBudget") == []
+        assert "affinity" not in single.one("Deployment")["spec"]["template"]["spec"]
 
     def test_slack_tokens_only_by_reference(self, renderer: HelmEngine, tmp_path: Path,
                                             socket_values: dict[str, Any]) -> None:
@@ -172,12 +203,12 @@ class TestRbac:
         bindings = {b["metadata"]["namespace"]: b for b in rendered.kind("RoleBinding")}
         assert bindings["dev"]["subjects"] == [{"kind": "ServiceAccount", "name": "svcbot", "namespace": "ops"}]
 
-    def test_coordination_leases_in_the_bots_namespace(self, renderer: HelmEngine, tmp_path: Path) -> None:
-        """The bot's own namespace gets a Role for its coordination Leases only."""
-        rendered = renderer.render(default_values(), tmp_path)
-        role = rendered.one("Role", "svcbot-coordination")
-        assert role["metadata"]["namespace"] == "ops"
-        assert expand_rules(role["rules"]) == expand_rules(COORDINATION_RULES)
+    def test_no_role_in_the_bots_own_namespace(self, renderer: HelmEngine, tmp_path: Path) -> None:
+        """Replicas elect their leader through PostgreSQL, not Leases: the bot's own namespace gets no Role
+        unless the catalog manages it."""
+        rendered = renderer.render(values_with({"database": {"existingSecret": "svcbot-db"}, "replicaCount": 2}),
+                                   tmp_path)
+        assert "ops" not in roles_by_namespace(rendered)
 
     def test_read_only_drops_every_write(self, renderer: HelmEngine, tmp_path: Path) -> None:
         """rbac.readOnly leaves every Role with reads only: the declared rules minus write verbs."""

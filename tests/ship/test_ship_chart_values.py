@@ -60,7 +60,19 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
                                       "catalog/environments/dev: 'namespace' is a required property"),
     "typo at the top": ({"replicas": 1}, "Additional properties are not allowed ('replicas' was unexpected)"),
     "image digest malformed": ({"image": {"digest": "latest"}}, "image/digest"),
+    "database URL in values": ({"database": {"url": "postgresql://svcbot:pw@db/svcbot"}},
+                               "database: Additional properties are not allowed ('url' was unexpected)"),
+    "two replicas, database secret empty": ({"replicaCount": 2, "database": {"existingSecret": ""}},
+                                            "replicaCount: 2 is greater than the maximum of 1"),
+    "unknown anti-affinity": ({"podAntiAffinity": "strict"}, "podAntiAffinity: 'strict' is not one of"),
 }
+
+
+def test_several_replicas_on_postgres_pass(jsonschema_module: Any) -> None:
+    """Three replicas with a rolling update are fine once the store is PostgreSQL (a URL from a Secret)."""
+    values = values_with({"replicaCount": 3, "strategy": {"type": "RollingUpdate"},
+                          "database": {"existingSecret": "svcbot-db"}})
+    assert problems(jsonschema_module, values) == []
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

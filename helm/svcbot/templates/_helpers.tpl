@@ -50,6 +50,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- toYaml (.Values.catalog | default $empty) -}}
 {{- end -}}
 
+{{/* "true" when the store is PostgreSQL (its URL in database.existingSecret), else empty (SQLite). */}}
+{{- define "svcbot.postgres" -}}
+{{- if (.Values.database | default dict).existingSecret -}}true{{- end -}}
+{{- end -}}
+
 {{/* The catalog ConfigMap's name: the user's own, or the chart's. */}}
 {{- define "svcbot.catalogConfigMap" -}}
 {{- default (printf "%s-catalog" (include "svcbot.fullname" .)) .Values.existingCatalogConfigMap -}}
@@ -121,13 +126,6 @@ tests/ship compares with these rules (and with what the sandbox API server serve
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "delete"]
-{{- end -}}
-
-{{/* In the bot's own namespace: Leases that coordinate replicas (background work done once). */}}
-{{- define "svcbot.coordinationRules" -}}
-- apiGroups: ["coordination.k8s.io"]
-  resources: ["leases"]
-  verbs: ["get", "create", "update"]
 {{- end -}}
 
 {{/*
