@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,22 +30,30 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from waitress.server import create_server
 
-from bot import metrics
+from bot import approvals, metrics
 from bot.dispatch import new_request_id
 from bot.errors import BackendUnavailable, BotError, UserError
 from bot.render import slack as slack_render
+from bot.render.slack import SlackMessage
 from bot.render.views import to_document
-from bot.reply import Reply, error_message
+from bot.replies.approvals import ApprovalMessageReply
+from bot.replies.deploy import DeployPendingReply
+from bot.reply import Message, Outcome, Reply, Tone, error_message
 from bot.runtime import Runtime, build_runtime
 from bot.slackapi import Destination, SlackPoster, api_url, make_web_client
 from bot.slackprogress import SlackRunReporter
+from bot.store import State
 from bot.workers import QueueFull, WorkerPool
+from commands.deploy import run_reply
 
 log = structlog.get_logger("svcbot.app")
 
 # Button action ids -> the words they stand for; the value carries only a request id.
 ACTIONS = {"svc_approve": "approve", "svc_reject": "reject", "svc_cancel": "cancel"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+EXPIRY_SWEEP_INTERVAL = 30.0  # seconds between sweeps marking expired approval requests EXPIRED
+REFRESH_ATTEMPTS = 3  # chat.update rounds while the request keeps changing under us
+SHOWN_REMEMBERED = 1000  # approval messages whose last shown state this process remembers
 
 
 @dataclass
@@ -86,6 +95,8 @@ class SvcBot:
             self.app.action(action_id)(self.on_button)
         self.app.error(self.on_error)
         self.reporter = SlackRunReporter(self.poster, runtime.backends.store)
+        self._shown: dict[str, tuple[str, int]] = {}  # request id -> (state, votes) its message last showed
+        self._shown_lock = threading.Lock()
         try:
             # Runs started from Slack report to their request's thread; this also tells the requesters of
             # runs found INTERRUPTED when the store was opened.
@@ -118,6 +129,9 @@ class SvcBot:
             ack()
 
     def on_button(self, ack: Ack, body: dict[str, Any]) -> None:
+        """Approve / Reject (/ Cancel) clicks. Only the button's value (a request id) and the clicking user are
+        used: the verb runs on that request as that user, through the dispatcher, and the store decides.
+        Whatever else the payload says (message text, blocks, other fields) is never read."""
         ack()
         action = (body.get("actions") or [{}])[0]
         verb = ACTIONS.get(str(action.get("action_id", "")), "")
@@ -125,14 +139,15 @@ class SvcBot:
         user = str((body.get("user") or {}).get("id", ""))
         channel = str((body.get("channel") or {}).get("id", ""))
         to = Destination(channel=channel, user=user, response_url=body.get("response_url"))
-        if not _REQUEST_ID.match(request):
+        if not verb or not _REQUEST_ID.match(request):
             log.warning("button.bad_value", action=verb)
             return
         request_id = new_request_id()
         try:
-            self.pool.submit(lambda: self._answer(f"{verb} {request}", user, to, request_id, ephemeral=True))
+            self.pool.submit(lambda: self._decide(verb, request, to, request_id))
         except QueueFull:
-            self._deliver_safely(error_message("svcbot is busy; press the button again in a minute"), to)
+            self._tell(slack_render.render(to_document(
+                error_message("svcbot is busy; press the button again in a minute"))), to)
 
     def on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse:
         log.error("bolt.listener_error", error_type=type(error).__name__)
@@ -146,16 +161,130 @@ class SvcBot:
             reply = _as_private(reply)
         self._deliver_safely(reply, to)
 
-    def _deliver_safely(self, reply: Reply, to: Destination) -> None:
-        message = slack_render.render(to_document(reply))
+    def _decide(self, verb: str, request: str, to: Destination, request_id: str) -> None:
+        """Run a click's verb; answer the clicker privately; a decision updates the request's message."""
+        reply = self.runtime.dispatcher.execute(f"{verb} {request}", to.user, channel=to.channel,
+                                                request_id=request_id)
+        message = slack_render.render(to_document(_as_private(reply)))
+        self._tell(message, to)
+        if message.extra.get("refresh"):
+            self._refresh(message)
+        elif reply.outcome is Outcome.USER_ERROR:
+            # A refusal changes nothing, but the message may be stale: decided in the terminal, or expired
+            # by this very click's check with no sweep yet. Bring it up to date once per state.
+            self.refresh_request_message(request, stale_only=True)
+
+    def _tell(self, message: SlackMessage, to: Destination) -> None:
+        """An ephemeral answer to the clicking user: through the click's response_url, else (none, used up
+        or expired) chat.postEphemeral in the message's channel."""
+        if to.response_url is not None:
+            try:
+                self.poster.respond(to.response_url, message)
+                return
+            except BackendUnavailable as exc:
+                log.warning("slack.response_url_failed", reason=exc.message)
         try:
-            ts = self.poster.deliver(message, to)
+            self.poster.post_ephemeral(to.channel, to.user, message)
         except BackendUnavailable as exc:
             log.error("slack.delivery_failed", reason=exc.message)
-            return
+
+    def _deliver_safely(self, reply: Reply, to: Destination) -> None:
+        if isinstance(reply, DeployPendingReply):
+            reply = self._approval_message(reply)
+        message = slack_render.render(to_document(reply))
+        target = to
+        if message.extra.get("channel") and message.extra["channel"] != to.channel:
+            # The approvals channel: the message is posted there, the requester gets a pointer here.
+            target = Destination(channel=message.extra["channel"], user=to.user)
+        try:
+            ts = self.poster.deliver(message, target)
+        except BackendUnavailable as exc:
+            if target is to:
+                log.error("slack.delivery_failed", reason=exc.message)
+                return
+            log.warning("approvals.channel_unavailable", channel=target.channel, reason=exc.message)
+            target = to
+            try:
+                ts = self.poster.deliver(message, to)
+            except BackendUnavailable as exc2:
+                log.error("slack.delivery_failed", reason=exc2.message)
+                return
         request_id = message.extra.get("request_id")
         if ts and request_id:
-            self.runtime.backends.store().set_thread(request_id, to.channel, ts)
+            store = self.runtime.backends.store()
+            store.set_thread(request_id, target.channel, ts)
+            if isinstance(reply, ApprovalMessageReply):
+                approvals.record_posted(store, store.request(request_id), target.channel, ts,
+                                        current_image=reply.current_image, config=reply.config)
+                self._remember_shown(request_id, (reply.state, len(reply.votes)))
+            if target is not to:
+                self._point_to_approvals(request_id, to, target.channel)
+        self._refresh(message)
+
+    def _approval_message(self, reply: DeployPendingReply) -> Reply:
+        """A new PENDING request's approval message, from the store (what later updates show too), with
+        the config summary, for the catalog's approvals channel when it names one."""
+        catalog = self.runtime.catalog
+        try:
+            config = (approvals.config_summary(catalog, reply.service, reply.env, deadline=time.monotonic() + 5.0)
+                      if reply.action == "deploy" else None)
+            return approvals.message_reply(self.runtime.backends.store(), reply.request_id,
+                                           current_image=reply.current_image, config=config,
+                                           channel=catalog.settings.approvals_channel or "")
+        except BotError as exc:
+            log.warning("approval.message_fallback", request_id=reply.request_id, reason=exc.message)
+            return reply
+
+    def _point_to_approvals(self, request_id: str, to: Destination, channel: str) -> None:
+        """Tell the requester, where they asked, that their request waits in the approvals channel."""
+        pointer = Message(title=f"approval requested: request {request_id} is waiting in the approvals channel "
+                                f"({channel})", lines=(f"/svc cancel {request_id} withdraws it",),
+                          tone=Tone.WARN, public=True)
+        try:
+            self.poster.deliver(slack_render.render(to_document(pointer)), to)
+        except BackendUnavailable as exc:
+            log.warning("slack.delivery_failed", reason=exc.message)
+
+    def _refresh(self, message: SlackMessage) -> None:
+        request_id = message.extra.get("refresh")
+        if request_id:
+            self.refresh_request_message(request_id)
+
+    def refresh_request_message(self, request_id: str, *, stale_only: bool = False) -> None:
+        """Update a request's approval message in place (chat.update) to what the store says now: the votes,
+        or the buttons replaced by who decided, when and why. Once its run has ended the progress reporter
+        shows the outcome there, and this leaves it alone. Replicas may refresh at once: each one reads
+        again after writing and writes again if the request moved on meanwhile, so the last write shows
+        the last state (the run's outcome, if it ended under us). `stale_only`: only a request that has left
+        PENDING, in a state this process has not shown yet."""
+        try:
+            store = self.runtime.backends.store()
+            written: tuple[str, int] | None = None
+            for _round in range(REFRESH_ATTEMPTS):
+                request = store.request(request_id)
+                state = (request.state.value, len(store.votes(request_id)))
+                if state == written or not request.thread_ts or request.approval is None:
+                    return
+                if stale_only and written is None and (
+                        request.state is State.PENDING or self._shown.get(request_id) == state):
+                    return
+                if approvals.run_has_ended(store, request):
+                    if written is None:
+                        return  # the reporter's outcome is there, not ours to touch
+                    reply: Reply = run_reply(store.snapshot(request_id), waited=True)  # we wrote over it: restore
+                else:
+                    reply = approvals.message_reply(store, request_id)
+                self.poster.update(request.channel, request.thread_ts, slack_render.render(to_document(reply)))
+                written = state
+                self._remember_shown(request_id, state)
+        except BotError as exc:
+            log.warning("approval.message_not_updated", request_id=request_id, reason=exc.message)
+
+    def _remember_shown(self, request_id: str, state: tuple[str, int]) -> None:
+        with self._shown_lock:
+            self._shown[request_id] = state
+            while len(self._shown) > SHOWN_REMEMBERED:
+                self._shown.pop(next(iter(self._shown)))
 
     @staticmethod
     def _ack_payload(reply: Reply) -> dict[str, Any]:
@@ -227,6 +356,48 @@ class HttpServer:
         self._thread.join(5)
 
 
+# --- approvals: the expiry sweep -------------------------------------------------------------------------
+
+class ExpirySweeper:
+    """Every `interval` seconds: PENDING requests past their expiry -> EXPIRED, and their messages updated.
+
+    A click after the deadline is refused as expired with or without this (the check is in the store's
+    UPDATE); the sweep is what takes the buttons off messages nobody clicks. Replicas may all sweep: the
+    store marks each request once, and only the replica that marked it updates its message.
+    """
+
+    def __init__(self, bot: SvcBot, interval: float = EXPIRY_SWEEP_INTERVAL) -> None:
+        self.bot = bot
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="approval-expiry", daemon=True)
+
+    def start(self) -> ExpirySweeper:
+        self._thread.start()
+        return self
+
+    def sweep(self) -> list[str]:
+        """One pass; the ids of the requests it marked EXPIRED."""
+        expired = approvals.expire_due(self.bot.runtime.backends.store())
+        for request in expired:
+            self.bot.refresh_request_message(request.id)
+        return [request.id for request in expired]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except BotError as exc:
+                log.warning("approval.sweep_failed", reason=exc.message)
+            except Exception:  # the sweep must outlive any one failure
+                log.exception("approval.sweep_crashed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+
+
 # --- serve ------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -238,9 +409,12 @@ class Running:
     health_server: HttpServer
     events_server: HttpServer | None = None
     socket_handler: SocketModeHandler | None = None
+    sweeper: ExpirySweeper | None = None
 
     def stop(self, grace: float = 10.0) -> None:
         self.health.stopping = True
+        if self.sweeper is not None:
+            self.sweeper.stop()
         if self.events_server is not None:
             self.events_server.stop()
         if self.socket_handler is not None:
@@ -283,6 +457,7 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
         running.events_server = HttpServer(events_wsgi(bot.app), host, port).start()
         health.slack_up = lambda: True
     running.health_server.start()
+    running.sweeper = ExpirySweeper(bot, EXPIRY_SWEEP_INTERVAL).start()
     metrics.SLACK_CONNECTED.set_function(lambda: 1.0 if health.slack_up() else 0.0)
     log.info("svcbot.started", mode="socket" if app_token else "http",
              port=running.events_server.port if running.events_server else None,

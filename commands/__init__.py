@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.command import Command
+from commands import approve as approve_command
 from commands import cancel as cancel_command
 from commands import deploy as deploy_command
 from commands import diff as diff_command
@@ -10,6 +11,7 @@ from commands import help as help_command
 from commands import history as history_command
 from commands import logs as logs_command
 from commands import probe as probe_command
+from commands import reject as reject_command
 from commands import rollback as rollback_command
 from commands import status as status_command
 from commands import trace as trace_command
@@ -20,6 +22,7 @@ ALL: tuple[Command, ...] = (
     logs_command.COMMAND, trace_command.COMMAND,
     diff_command.COMMAND,
     deploy_command.COMMAND, rollback_command.COMMAND, history_command.COMMAND, cancel_command.COMMAND,
+    approve_command.COMMAND, reject_command.COMMAND,
     # one line per verb, in help order
 )
 

@@ -2,9 +2,10 @@
 
 Governed by the request, not by a catalog rule: its requester may cancel it, and so may anyone the
 access rules let deploy (or roll back) that service's environment, since on-call must be able to stop
-a bad deploy someone else started. A running deploy stops after (or, while waiting, inside) its current
-step and applies its target's `on_failure`; the run ends CANCELLED. In the terminal the command waits
-for that end when the run lives in this process.
+a bad deploy someone else started. A request awaiting approval (PENDING, or APPROVED but not started)
+is withdrawn; one past its expiry is refused as expired; its Slack message is updated. A running
+deploy stops after (or, while waiting, inside) its current step and applies its target's `on_failure`;
+the run ends CANCELLED. In the terminal the command waits for that end when the run lives in this process.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import argparse
 import re
 import time
 
+from bot import approvals
 from bot.command import Command, CommandParser, Invocation
 from bot.errors import Forbidden, UsageError, UserError
-from bot.policy import Policy
+from bot.replies.approvals import WithdrawnReply
 from bot.replies.deploy import CancelReply
 from bot.reply import Reply
 from bot.store import RequestRecord, State
@@ -39,10 +41,34 @@ def build_parser() -> CommandParser:
 def _may_cancel(invocation: Invocation, request: RequestRecord) -> None:
     if invocation.user == request.requester:
         return
-    decision = Policy(invocation.catalog).check(request.kind, (request.env,), invocation.user)
+    decision = approvals.policy_for(invocation).check(request.kind, (request.env,), invocation.user)
     if not decision.allowed:
         raise Forbidden(f"only the requester ({request.requester}) or someone allowed to {request.kind} "
                         f"in {request.env} may cancel {request.id}")
+
+
+def _withdraw(invocation: Invocation, request: RequestRecord) -> Reply:
+    """PENDING or APPROVED (not started) -> CANCELLED, once; a PENDING request past its expiry is refused as
+    expired (checked inside the UPDATE, like an approval)."""
+    store = invocation.backends.store()
+    now = time.time()
+    if request.state is State.PENDING:
+        approvals.ensure_open(store, request, now)
+    withdrawn = store.transition(
+        request.id, State.CANCELLED, actor=invocation.user, expected=(request.state,),
+        unexpired=request.state is State.PENDING, reason=f"cancelled by {invocation.user}", now=now)
+    if not withdrawn:
+        current = store.request(request.id)
+        if current.state is State.PENDING:
+            approvals.ensure_open(store, current, now)  # it expired between the two checks
+        raise UserError(f"{request.id} is already {current.state.value}; nothing to cancel")
+    if request.approval is None:
+        return CancelReply(request_id=request.id, service=request.service, env=request.env, state="CANCELLED",
+                           detail=f"the {request.kind} request was withdrawn before it ran", public=True)
+    # A request awaiting approval has a message with buttons: this reply's view has it updated.
+    return WithdrawnReply(request_id=request.id, service=request.service, env=request.env, state="CANCELLED",
+                          detail=f"the {request.kind} request was withdrawn before it ran; nothing was deployed",
+                          action=request.kind, version=request.version, user=invocation.user, public=True)
 
 
 def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
@@ -50,12 +76,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     request = store.request(args.request_id)
     _may_cancel(invocation, request)
     if request.state in (State.PENDING, State.APPROVED):
-        if not store.transition(request.id, State.CANCELLED, actor=invocation.user,
-                                expected=(State.PENDING, State.APPROVED), reason=f"cancelled by {invocation.user}"):
-            request = store.request(request.id)
-            raise UserError(f"{request.id} is already {request.state.value}; nothing to cancel")
-        return CancelReply(request_id=request.id, service=request.service, env=request.env, state="CANCELLED",
-                           detail=f"the {request.kind} request was withdrawn before it ran", public=True)
+        return _withdraw(invocation, request)
     if request.state is not State.RUNNING:
         raise UserError(f"{request.id} already ended {request.state.value}; nothing to cancel")
     engine = invocation.backends.runs()

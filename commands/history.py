@@ -19,7 +19,7 @@ from bot.errors import BackendError, UsageError, UserError
 from bot.pipeline import workload_of
 from bot.replies.deploy import HistoryEntry, HistoryReply
 from bot.reply import Reply
-from bot.store import RequestRecord, RunRecord
+from bot.store import RequestRecord, RunRecord, State, Store
 
 USAGE = "/svc history <service> [env] [--limit N]"
 DEFAULT_LIMIT = 15
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
             revisions.extend(_revisions(invocation, args.service, env))
         except (BackendError, UserError) as exc:
             notes.append(f"{env}: revisions not read ({exc.message})")
-    entries = _merge(requests, runs, revisions)[: args.limit]
+    entries = _merge(requests, runs, revisions, _approvals(store, requests, runs))[: args.limit]
     return HistoryReply(service=args.service, env=args.env, entries=tuple(entries), notes=tuple(notes),
                         now=time.time(), public=True)
 
@@ -95,8 +95,21 @@ def _revisions(invocation: Invocation, service: str, env: str) -> list[_Revision
     return out
 
 
+def _approvals(store: Store, requests: list[RequestRecord], runs: dict[str, RunRecord]) -> dict[str, str]:
+    """'approved by U0CAROL, U0ERIN' for each request that needed approval and was approved (it ran, or
+    it is APPROVED and waiting to start)."""
+    out: dict[str, str] = {}
+    for request in requests:
+        if request.approval is None or (request.id not in runs and request.state is not State.APPROVED):
+            continue
+        approvers = [vote.approver for vote in store.votes(request.id) if vote.vote == "approve"]
+        if approvers:
+            out[request.id] = f"approved by {', '.join(approvers)}"
+    return out
+
+
 def _merge(requests: list[RequestRecord], runs: dict[str, RunRecord],
-           revisions: list[_Revision]) -> list[HistoryEntry]:
+           revisions: list[_Revision], approvals: dict[str, str] | None = None) -> list[HistoryEntry]:
     """Newest first. A run names the revision it produced (and the one its automatic rollback restored);
     revisions no run produced are listed on their own."""
     current = {(item.env, item.number) for item in revisions if item.current}
@@ -128,7 +141,9 @@ def _merge(requests: list[RequestRecord], runs: dict[str, RunRecord],
             when=record.started_at if record is not None else request.created_at, env=request.env,
             version=version, revision=revision, action=request.kind, who=request.requester,
             outcome=request.state.value, duration=record.duration if record is not None else None,
-            request_id=request.id, detail=request.reason or (record.failure if record is not None else ""),
+            request_id=request.id, detail="; ".join(dict.fromkeys(part for part in (
+                (approvals or {}).get(request.id, ""),
+                request.reason or (record.failure if record is not None else "")) if part)),
             current=claim(request.env, revision)))
     for item in revisions:
         if (item.env, item.number) in claimed:

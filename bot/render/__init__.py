@@ -4,6 +4,7 @@ Importing this package registers every verb's view; each view module is listed h
 """
 
 from bot.render import (  # noqa: F401 - imported for their @view registrations
+    approvals_view,
     deploy_view,
     diff_view,
     logs_view,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
+from bot.render.approvals_view import approval_message_view
 from bot.render.document import Code, Document, Element, Fields, Heading, Lines, Note, Paragraph, Table
 from bot.render.views import view
+from bot.replies.approvals import ApprovalMessageReply
 from bot.replies.deploy import (
     CancelReply,
     DeployPendingReply,
@@ -32,12 +32,6 @@ def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.1f}s" if value < 120 else human_age(value)
-
-
-def _clock(epoch: float | None) -> str:
-    if epoch is None:
-        return "?"
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _tag(image: str) -> str:
@@ -75,22 +69,13 @@ def plan_view(reply: DeployPlanReply) -> Document:
 
 @view(DeployPendingReply)
 def pending_view(reply: DeployPendingReply) -> Document:
-    title = f"approval required: {reply.reason} (issue 8 adds /svc approve)"
-    current = _tag(reply.current_image) if reply.current_image else "?"
-    approvers = ", ".join(reply.approvers)
-    expires = f"{_clock(reply.expires_at)}" if reply.expires_at is not None else "never"
-    elements: list[Element] = [
-        Paragraph(title, tone=Tone.WARN, strong=True),
-        Fields((("Request", reply.request_id), ("Service", f"{reply.service} in {reply.env}"),
-                ("Version", f"{current} → {_tag(reply.target_image) if reply.target_image else reply.version}"),
-                ("Requested by", f"<@{reply.requester}>" if reply.requester[:1] in "UW" else reply.requester),
-                ("Approvers", f"{approvers} (quorum {reply.quorum})"), ("Expires", expires))),
-        *_plan_elements(reply.steps),
-        Note(f"request {reply.request_id} is PENDING with this exact plan; /svc cancel {reply.request_id} "
-             "withdraws it"),
-    ]
-    return Document(summary=f"{reply.service} {reply.env}: {title}", elements=tuple(elements), public=reply.public,
-                    tone=Tone.WARN, extra=_threaded(reply.request_id))
+    """The approval message as the request was made (the Slack wiring posts the store's fuller version)."""
+    return approval_message_view(ApprovalMessageReply(
+        request_id=reply.request_id, action=reply.action, service=reply.service, env=reply.env,
+        version=reply.version, requester=reply.requester, current_image=reply.current_image,
+        target_image=reply.target_image, pipeline="", steps=reply.steps, approvers=reply.approvers,
+        quorum=reply.quorum, self_approval=None, expires_at=reply.expires_at, state="PENDING",
+        public=reply.public))
 
 
 def _threaded(request_id: str) -> dict[str, str]:
