@@ -30,7 +30,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from waitress.server import create_server
 
-from bot import approvals, metrics
+from bot import approvals, background, metrics
+from bot.background import BackgroundWork
 from bot.dispatch import new_request_id
 from bot.errors import BackendUnavailable, BotError, UserError
 from bot.render import slack as slack_render
@@ -51,6 +52,7 @@ log = structlog.get_logger("svcbot.app")
 # Button action ids -> the words they stand for; the value carries only a request id.
 ACTIONS = {"svc_approve": "approve", "svc_reject": "reject", "svc_cancel": "cancel"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+BACKGROUND_INTERVAL = 5.0  # seconds between background ticks (leadership, run recovery)
 EXPIRY_SWEEP_INTERVAL = 30.0  # seconds between sweeps marking expired approval requests EXPIRED
 REFRESH_ATTEMPTS = 3  # chat.update rounds while the request keeps changing under us
 SHOWN_REMEMBERED = 1000  # approval messages whose last shown state this process remembers
@@ -291,11 +293,6 @@ class SvcBot:
         message = slack_render.render(to_document(reply))
         return {"text": message.text, "blocks": message.blocks, "response_type": "ephemeral"}
 
-    def shutdown(self, grace: float = 10.0) -> bool:
-        finished = self.pool.shutdown(grace)
-        self.reporter.stop(grace=min(grace, 5.0))
-        return finished
-
 
 def _as_private(reply: Reply) -> Reply:
     return dataclasses.replace(reply, public=False)
@@ -345,57 +342,26 @@ class HttpServer:
         self._server = create_server(app, host=host, port=port, threads=threads, ident="svcbot",
                                      clear_untrusted_proxy_headers=True)
         self.port = int(self._server.effective_port)
-        self._thread = threading.Thread(target=self._server.run, name=f"http-{self.port}", daemon=True)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name=f"http-{self.port}", daemon=True)
 
     def start(self) -> HttpServer:
         self._thread.start()
         return self
 
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except (OSError, ValueError):
+            # Closing the listening socket under waitress's select() fails the loop with EBADF; that is
+            # how it stops (as webtest's StopableWSGIServer does), not an error, once stop() was asked.
+            if not self._stopping:
+                raise
+
     def stop(self) -> None:
+        self._stopping = True
         self._server.close()
         self._thread.join(5)
-
-
-# --- approvals: the expiry sweep -------------------------------------------------------------------------
-
-class ExpirySweeper:
-    """Every `interval` seconds: PENDING requests past their expiry -> EXPIRED, and their messages updated.
-
-    A click after the deadline is refused as expired with or without this (the check is in the store's
-    UPDATE); the sweep is what takes the buttons off messages nobody clicks. Replicas may all sweep: the
-    store marks each request once, and only the replica that marked it updates its message.
-    """
-
-    def __init__(self, bot: SvcBot, interval: float = EXPIRY_SWEEP_INTERVAL) -> None:
-        self.bot = bot
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="approval-expiry", daemon=True)
-
-    def start(self) -> ExpirySweeper:
-        self._thread.start()
-        return self
-
-    def sweep(self) -> list[str]:
-        """One pass; the ids of the requests it marked EXPIRED."""
-        expired = approvals.expire_due(self.bot.runtime.backends.store())
-        for request in expired:
-            self.bot.refresh_request_message(request.id)
-        return [request.id for request in expired]
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep()
-            except BotError as exc:
-                log.warning("approval.sweep_failed", reason=exc.message)
-            except Exception:  # the sweep must outlive any one failure
-                log.exception("approval.sweep_crashed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5.0)
 
 
 # --- serve ------------------------------------------------------------------------------------------------
@@ -409,17 +375,24 @@ class Running:
     health_server: HttpServer
     events_server: HttpServer | None = None
     socket_handler: SocketModeHandler | None = None
-    sweeper: ExpirySweeper | None = None
+    background: BackgroundWork | None = None
 
     def stop(self, grace: float = 10.0) -> None:
+        """Graceful shutdown: not ready first (so no new traffic is routed here), no new commands, running
+        commands finish within `grace`, deploy runs still going are marked INTERRUPTED (their requesters
+        are told in the run's thread), then everything closes."""
         self.health.stopping = True
-        if self.sweeper is not None:
-            self.sweeper.stop()
+        if self.background is not None:
+            self.background.stop()
         if self.events_server is not None:
             self.events_server.stop()
         if self.socket_handler is not None:
             self.socket_handler.close()  # type: ignore[no-untyped-call]
-        self.bot.shutdown(grace)
+        started = time.monotonic()
+        self.bot.pool.shutdown(grace)
+        left = max(0.0, grace - (time.monotonic() - started))
+        self.bot.runtime.backends.close_store(left, interrupt=True)
+        self.bot.reporter.stop(grace=5.0)  # after the runs, so their last lines are posted
         self.health_server.stop()
         self.bot.runtime.close()
         metrics.SLACK_CONNECTED.set_function(lambda: 0.0)
@@ -457,7 +430,14 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
         running.events_server = HttpServer(events_wsgi(bot.app), host, port).start()
         health.slack_up = lambda: True
     running.health_server.start()
-    running.sweeper = ExpirySweeper(bot, EXPIRY_SWEEP_INTERVAL).start()
+    # Approval expiry, interrupted-run recovery and lock housekeeping, on whichever replica leads
+    # (bot/background.py). A click after the deadline is refused with or without the sweep; the sweep is
+    # what takes the buttons off messages nobody clicks.
+    running.background = background.for_backends(
+        runtime.backends, sweep=approvals.expire_due,
+        on_expired=lambda request: bot.refresh_request_message(request.id),
+        interval=min(BACKGROUND_INTERVAL, EXPIRY_SWEEP_INTERVAL), expiry_every=EXPIRY_SWEEP_INTERVAL,
+    ).start()
     metrics.SLACK_CONNECTED.set_function(lambda: 1.0 if health.slack_up() else 0.0)
     log.info("svcbot.started", mode="socket" if app_token else "http",
              port=running.events_server.port if running.events_server else None,
@@ -465,13 +445,26 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
     return running
 
 
+SHUTDOWN_GRACE = 20.0  # seconds running commands and runs get after SIGTERM; SVCBOT_SHUTDOWN_GRACE overrides
+
+
+def shutdown_grace(environ: Mapping[str, str]) -> float:
+    text = environ.get("SVCBOT_SHUTDOWN_GRACE", "")
+    try:
+        return max(0.0, float(text)) if text else SHUTDOWN_GRACE
+    except ValueError:
+        raise UserError(f"SVCBOT_SHUTDOWN_GRACE must be a number of seconds, not {text!r}") from None
+
+
 def serve(catalog: Path, *, host: str, port: int, health_port: int) -> int:
+    grace = shutdown_grace(os.environ)
     running = start(catalog, host=host, port=port, health_port=health_port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    log.info("svcbot.stopping")
-    running.stop()
+    log.info("svcbot.stopping", grace_s=grace)
+    running.stop(grace)
+    log.info("svcbot.stopped")
     return 0
 

@@ -88,8 +88,7 @@ def terms_of(request: RequestRecord) -> Terms:
 def policy_for(invocation: Invocation) -> Policy:
     """The dispatcher's policy when the invocation carries one (it resolves Slack user groups through
     usergroups.users.list); otherwise the catalog's own, where user groups have no members."""
-    policy = getattr(invocation, "policy", None)  # Invocation.policy: proposed to the lead (issue 8 report)
-    return policy if isinstance(policy, Policy) else Policy(invocation.catalog)
+    return invocation.policy or Policy(invocation.catalog)
 
 
 def mention(user: str) -> str:

@@ -128,12 +128,13 @@ class Backends:
             self.run_settings = RunSettings()
         return self.run_settings
 
-    def close_store(self, grace: float = 10.0) -> None:
+    def close_store(self, grace: float = 10.0, *, interrupt: bool = False) -> None:
         """Let running deploys finish for up to `grace` seconds, then close the store (to be called from
-        close()). Runs still going are left to the process's end; the next process marks them INTERRUPTED."""
+        close()). Runs still going are marked INTERRUPTED with `interrupt` (the process is stopping), else
+        left to the process's end, and the next process marks them INTERRUPTED."""
         with self._lock:
             runs, store = self._runs, self._store
-        if runs is not None and not runs.shutdown(grace):
+        if runs is not None and not runs.shutdown(grace, interrupt=interrupt):
             return
         with self._lock:
             self._store = self._runs = None
@@ -141,7 +142,8 @@ class Backends:
             store.close()
 
     def close(self) -> None:
-        """Release connections; safe to call twice. Runs first: they may still talk to clusters."""
-        self.close_store()
+        """Release connections; safe to call twice. Runs were given their time by close_store(grace)
+        before this, if the caller wanted to wait for them; here nobody waits."""
+        self.close_store(0.0)
         self.close_loki()
         self.close_kube()

@@ -350,7 +350,7 @@ def _release_if_over(store: Store, kube: DeployKube, namespace: str, lease: dict
 
 def for_backends(backends: Backends, *, on_expired: Callable[[RequestRecord], None] | None = None,
                  sweep: Callable[[Store], Sequence[RequestRecord]] = Store.expire_overdue,
-                 interval: float = DEFAULT_INTERVAL) -> BackgroundWork:
+                 interval: float = DEFAULT_INTERVAL, expiry_every: float | None = None) -> BackgroundWork:
     """The bot's background work on its shared clients: approval expiry (`sweep`, announced by `on_expired`),
     interrupted-run recovery (announced through the deploy engine's progress sink, i.e. in the run's Slack
     thread once `serve` has set it), and lock housekeeping on the catalog's clusters. Call start() / stop()."""
@@ -363,6 +363,6 @@ def for_backends(backends: Backends, *, on_expired: Callable[[RequestRecord], No
 
         return DeployKube(backends.kube(cluster))
 
-    jobs = [expiry_job(on_expired, sweep=sweep), recovery_job(on_interrupted),
+    jobs = [expiry_job(on_expired, sweep=sweep, every=expiry_every), recovery_job(on_interrupted),
             lock_housekeeping_job(backends.catalog, kube_for)]
     return BackgroundWork(backends.store, jobs, interval=interval)

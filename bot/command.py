@@ -19,6 +19,7 @@ from bot.reply import Reply
 if TYPE_CHECKING:
     from bot.backends import Backends
     from bot.catalog import Approval, Catalog
+    from bot.policy import Policy
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -53,6 +54,7 @@ class Invocation:
     os_user: str = ""  # the terminal's OS user, audited beside `user`
     commands: Mapping[str, Command] = field(default_factory=dict)  # the registry, for help
     approval: Approval | None = None  # set when the strictest matching access rule requires approval
+    policy: Policy | None = None  # the dispatcher's policy (it resolves Slack user groups)
 
     def remaining(self) -> float:
         """Seconds left before the deadline; raises DeadlineExceeded when none are."""

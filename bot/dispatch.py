@@ -143,7 +143,7 @@ class Dispatcher:
                 invocation = Invocation(
                     catalog=self.catalog, backends=self.backends, user=user, request_id=request_id,
                     deadline=deadline, source=source, channel=channel, progress=progress, os_user=os_user,
-                    commands=self.commands, approval=decision.approval,
+                    commands=self.commands, approval=decision.approval, policy=self.policy,
                 )
                 reply = self._run_with_deadline(parsed, invocation)
             except UsageError as exc:

@@ -14,6 +14,7 @@ clock from when it last saw the record change); keep the clocks of bot replicas 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("svcbot.locks")
 
+# The process holding a lock: two processes starting the same run (a retried approval) must not both
+# believe they hold it, so the holder is the run *and* the process.
+PROCESS = f"{socket.gethostname()}/{os.getpid()}"
 LEASE_DURATION = 60  # seconds a lock outlives its holder's last renewal
 ANNOTATION = "svcbot.io/"  # run, user, action, version, owner
 
@@ -41,6 +45,13 @@ def micro_time(epoch: float) -> str:
 
 def _clock_text(epoch: float | None) -> str:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%H:%M:%S UTC") if epoch is not None else "?"
+
+
+def _ours(lease: Mapping[str, Any], holder: str) -> bool:
+    """Held by this run in this process (a renewal), not by the same run started elsewhere."""
+    spec = lease.get("spec") or {}
+    annotations = (lease.get("metadata") or {}).get("annotations") or {}
+    return spec.get("holderIdentity") == holder and annotations.get(ANNOTATION + "owner") == PROCESS
 
 
 def describe_holder(lease: Mapping[str, Any], now: float) -> str:
@@ -127,12 +138,12 @@ class LeaseLocker:
         name = rollout.lease_name(workload.service)
         holder = f"{user} (run {run_id})"
         annotations = {ANNOTATION + "run": run_id, ANNOTATION + "user": user, ANNOTATION + "action": plan.action,
-                       ANNOTATION + "version": plan.version, ANNOTATION + "owner": socket.gethostname()}
+                       ANNOTATION + "version": plan.version, ANNOTATION + "owner": PROCESS}
         for _attempt in range(3):
             now = self.clock()
             current = kube.read_lease(workload.namespace, name)
             held = current is not None and rollout.deploy_lock(current, now) is not None
-            if held and current is not None and (current.get("spec") or {}).get("holderIdentity") != holder:
+            if held and current is not None and not _ours(current, holder):
                 raise Conflict(f"{workload.service} is already being deployed in {workload.env}: "
                                    f"{describe_holder(current, now)}")
             spec = {"holderIdentity": holder, "leaseDurationSeconds": self.duration,

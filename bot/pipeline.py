@@ -530,8 +530,13 @@ class RunEngine:
         with self._lock:
             return [key for key, value in self._active.items() if not value.finished.is_set()]
 
-    def shutdown(self, grace: float = 10.0) -> bool:
-        """Stop accepting runs and give the running ones `grace` seconds to end; True if none is left."""
+    def shutdown(self, grace: float = 10.0, *, interrupt: bool = False) -> bool:
+        """Stop accepting runs and give the running ones `grace` seconds to end; True if none is left.
+
+        With `interrupt` (the process is going away, e.g. on SIGTERM), runs still going after the grace are
+        marked INTERRUPTED now and their requesters told, instead of waiting for another process to notice
+        the stale heartbeat; their deploy locks are left to expire (the cluster may still be mid-rollout).
+        """
         self._executor.shutdown(wait=False, cancel_futures=False)
         end = time.monotonic() + grace
         with self._lock:
@@ -539,7 +544,16 @@ class RunEngine:
         for active in running:
             if not active.finished.wait(max(0.0, end - time.monotonic())):
                 log.warning("run.left_running", request_id=active.request_id)
+                if interrupt:
+                    self._interrupt(active)
         return not self.active()
+
+    def _interrupt(self, active: _Active) -> None:
+        # Not cancelled: a cancel would roll back, and a process on its way out must not start changing
+        # the cluster. The run's thread finds its run taken when it tries to finish, and does nothing.
+        reason = "svcbot stopped during the run; the deploy lock expires by itself"
+        if self.store.finish_run(active.request_id, State.INTERRUPTED, reason=reason):
+            self._notify(active, "finished")
 
     # --- running ------------------------------------------------------------------------------------
 

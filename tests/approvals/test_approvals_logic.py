@@ -296,3 +296,25 @@ def _secret_values(catalog: Catalog) -> list[str]:
     for env in ("staging", "prod"):
         walk(load_profile(catalog, "payment", env).data)
     return [value for value in values if len(value) > 3]
+
+
+def test_user_group_approvers_through_the_dispatcher(catalog_path: Path, catalog: Catalog, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typed decisions use the dispatcher's policy, so Slack user group members are approvers there too."""
+    db = tmp_path / "dispatch.db"
+    monkeypatch.setenv("SVCBOT_DB", str(db))
+    store = Store.open(str(db))
+    request = pending(store, catalog, "dev")
+    runtime = build_runtime(catalog_path,
+                            resolve_user_group=lambda group: frozenset({"U0ERIN"}) if group == "S0RELEASE"
+                            else frozenset())
+    try:
+        refused = runtime.dispatcher.execute(f"reject {request.id} no", "U0BOB", source="terminal")
+        assert "you are not an approver for dev" in render_reply(refused)
+        assert store.request(request.id).state is State.PENDING
+        decided = runtime.dispatcher.execute(f"reject {request.id} not today", "U0ERIN", source="terminal")
+        assert "rejected" in render_reply(decided)
+        assert store.request(request.id).state is State.REJECTED
+    finally:
+        runtime.close()
+        store.close()

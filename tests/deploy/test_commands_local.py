@@ -81,7 +81,7 @@ class TestApprovalRequired:
         assert isinstance(reply, DeployPendingReply)
         assert reply.outcome is Outcome.OK
         text = render_reply(reply)
-        assert "approval required: prod deploys need approval (issue 8 adds /svc approve)" in text
+        assert "approval required: prod deploys need approval" in text
         store = Store.open(str(db_path))
         request = store.request(reply.request_id)
         assert request.state is State.PENDING
