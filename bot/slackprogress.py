@@ -113,7 +113,9 @@ class SlackRunReporter:
             if lines:
                 self.poster.post_text(request.channel, "\n".join(lines), thread_ts=request.thread_ts)
             if final is not None:
-                message = slack_render.render(to_document(run_reply(final, waited=True)))
+                approvers = tuple(vote.approver for vote in self._store().votes(request_id) if vote.vote == "approve")
+                reply = run_reply(final, waited=True, approved_by=approvers)
+                message = slack_render.render(to_document(reply))
                 self.poster.update(request.channel, request.thread_ts, message)
         except BackendError as exc:
             log.warning("progress.post_failed", request_id=request_id, reason=exc.message)

@@ -137,7 +137,7 @@ def _pending(plan: Plan, invocation: Invocation, base: NewRequest, approval: App
         reason=f"{plan.env} {plan.action}s need approval", public=True)
 
 
-def run_reply(snapshot: Snapshot, *, waited: bool) -> DeployRunReply:
+def run_reply(snapshot: Snapshot, *, waited: bool, approved_by: tuple[str, ...] = ()) -> DeployRunReply:
     request, record = snapshot.request, snapshot.run
     steps = tuple(RunStepFact(seq=step.seq, target=step.target, kind=step.kind, description=step.description,
                               state=step.state.value, duration=step.duration, error=step.error,
@@ -150,6 +150,7 @@ def run_reply(snapshot: Snapshot, *, waited: bool) -> DeployRunReply:
         to_image=record.to_image if record else "", started_at=record.started_at if record else None,
         duration=record.duration if record else None, steps=steps, reason=request.reason,
         failure=record.failure if record else "", rollback=record.rollback if record else "", waited=waited,
+        approved_by=approved_by,
         outcome=Outcome.RUN_FAILED if ended_badly else Outcome.OK, public=True)
 
 

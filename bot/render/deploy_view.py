@@ -78,6 +78,11 @@ def pending_view(reply: DeployPendingReply) -> Document:
         public=reply.public))
 
 
+def _mention(user: str) -> str:
+    """Slack user ids as mentions; terminal users and svcbot as they are."""
+    return f"<@{user}>" if user[:1] in "UW" and user.isalnum() and user.isupper() else user
+
+
 def _threaded(request_id: str) -> dict[str, str]:
     """Post with chat.postMessage (its ts is the thread progress goes to), and tie it to the request."""
     return {"delivery": "post", "request_id": request_id}
@@ -117,7 +122,9 @@ def run_view(reply: DeployRunReply) -> Document:
         tail = "\n".join(failed.output_tail.splitlines()[-TAIL_LINES_SHOWN:])
         elements.append(Paragraph(f"output of step {failed.seq + 1} ({failed.kind}), last lines:"))
         elements.append(Code(tail))
-    elements.append(Note(f"requested by {reply.requester} · /svc history {reply.service} {reply.env}"))
+    approved = f" · approved by {', '.join(_mention(user) for user in reply.approved_by)}" if reply.approved_by else ""
+    elements.append(Note(f"requested by {_mention(reply.requester)}{approved} · /svc history {reply.service} "
+                         f"{reply.env}", markup=True))
     return Document(summary=headline, elements=tuple(elements), public=reply.public, tone=tone)
 
 

@@ -87,6 +87,7 @@ class DeployRunReply(Reply):
     rollback: str = ""
     waited: bool = False  # the command waited for the end (terminal; it may have run out of time first);
     # False: it answered at once and progress goes to the request's thread (Slack)
+    approved_by: tuple[str, ...] = ()  # for a request that needed approval: who approved it
 
     @property
     def finished(self) -> bool:

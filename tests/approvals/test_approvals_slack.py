@@ -63,6 +63,7 @@ def test_approver_click_runs_the_deploy(world: ApprovalWorld) -> None:
     assert "actions" not in json.dumps(first_update.args["blocks"])
     assert "approved by <@U0CAROL>" in json.dumps(first_update.args["blocks"])
     wait_until(lambda: "SUCCEEDED" in _text(world.message(request)), 20, "the outcome on the message")
+    assert "approved by <@U0CAROL>" in _text(world.message(request))  # kept when the outcome replaces it
     thread = "\n".join(item["text"] for item in world.slack.messages(APPROVALS_CHANNEL, thread_ts=request.thread_ts))
     assert "kubectl set image" in thread
     events = [event.event for event in world.store.audit(request.id)]
