@@ -79,7 +79,7 @@ def _element(element: Element) -> list[str]:
     if isinstance(element, Divider):
         return [""]
     if isinstance(element, Buttons):
-        return ["[" + "] [".join(button.text for button in element.buttons) + "]"]
+        return []  # nothing to click in a terminal; views also name the commands the buttons stand for
     raise TypeError(f"cannot render {type(element).__name__}")
 
 
