@@ -86,6 +86,13 @@ class SlackPoster:
                 self.respond(to.response_url, message)
                 self._respond_text(to.response_url, INVITE_HINT)
                 return None
+            except BackendUnavailable as exc:
+                # Slack refused the post even after retries: the answer still reaches the person who asked.
+                if to.response_url is None:
+                    raise
+                log.warning("slack.post_failed_using_response_url", reason=exc.message)
+                self.respond(to.response_url, message)
+                return None
         else:
             self.respond(to.response_url, message)
         if message.attachment is not None:

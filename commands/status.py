@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.catalog import Catalog
 from bot.command import Command, CommandParser, Invocation
@@ -42,6 +42,9 @@ from bot.rollout import (
     selector_string,
     template_image,
 )
+
+if TYPE_CHECKING:
+    from bot.kube import KubeClient
 
 USAGE = "/svc status <service|all> [env]"
 JSON = Mapping[str, Any]
@@ -194,54 +197,40 @@ def _service_status(args: argparse.Namespace, invocation: Invocation) -> StatusR
     deployment_name = catalog.deployment_name(args.service)
     env_names = [args.env] if args.env else list(catalog.environments)
     detailed = bool(args.env)
+    started = time.monotonic()
     deadline = answer_deadline(invocation)
     lock_name = lease_name(args.service)
 
-    # Round 1: the deployment, the deploy lock, and for the detail the namespace's warnings and
-    # autoscalers, every environment at once. The replica sets and pods are listed by the deployment's
-    # selector; when it is known from an earlier answer (apps/v1 selectors are immutable) they are asked
-    # in this round too, otherwise (or if it changed: a deployment re-created) in round 2.
-    first: dict[tuple[str, str], Callable[[], Any]] = {}
+    # One task per environment, all at once under one deadline, so a stalled cluster holds only its own
+    # environments. Inside a task: the deployment, the deploy lock and (for the detail) the namespace's
+    # warnings and autoscalers together; the replica sets and pods by the deployment's selector, asked in
+    # the same round when it is known from an earlier answer (apps/v1 selectors are immutable), else after.
+    tasks: dict[str, Callable[[], dict[str, Any]]] = {}
     for env in env_names:
         environment = catalog.environment(env)
         try:
             kube = invocation.backends.kube(environment.cluster)
         except BotError as exc:
-            first[(env, "deployment")] = _raiser(exc)
+            tasks[env] = _raiser(exc)
             continue
-        ns = environment.namespace
-        first[(env, "deployment")] = bind(kube.read_deployment, ns, deployment_name, deadline=deadline)
-        first[(env, "lease")] = _optional(bind(kube.read_lease, ns, lock_name, deadline=deadline))
-        if detailed:
-            first[(env, "events")] = bind(kube.list_events, ns, "type=Warning", deadline=deadline)
-            first[(env, "hpas")] = bind(kube.list_hpas, ns, deadline=deadline)
-        known = _known_selector(environment.cluster, ns, deployment_name)
-        if known is not None:
-            first[(env, "replicasets")] = bind(kube.list_replicasets, ns, known, deadline=deadline)
-            first[(env, "pods")] = bind(kube.list_pods, ns, known, deadline=deadline)
-    round1 = gather(first, deadline)
-
-    second: dict[tuple[str, str], Callable[[], Any]] = {}
-    for env in env_names:
-        deployment = round1[(env, "deployment")]
-        if isinstance(deployment, BotError):
-            continue
-        environment = catalog.environment(env)
-        selector = selector_string(deployment)
-        if _remember_selector(environment.cluster, environment.namespace, deployment_name, selector):
-            continue  # round 1 already used this selector
-        kube = invocation.backends.kube(environment.cluster)
-        second[(env, "replicasets")] = bind(kube.list_replicasets, environment.namespace, selector,
-                                            deadline=deadline)
-        second[(env, "pods")] = bind(kube.list_pods, environment.namespace, selector, deadline=deadline)
-    round2 = gather(second, deadline)
+        tasks[env] = bind(_fetch_environment, kube, cluster=environment.cluster, namespace=environment.namespace,
+                          deployment_name=deployment_name, lock_name=lock_name, detailed=detailed,
+                          deadline=deadline)
+    gathered = gather(tasks, deadline)
+    fetched_by_env: dict[str, dict[str, Any]] = {}
+    for env, result in gathered.items():
+        # A stall ends as DeadlineExceeded here or inside the task: either way, say which cluster and how long.
+        stalled = DeadlineExceeded(f"cluster {catalog.environment(env).cluster} did not answer within "
+                                   f"{max(0.0, deadline - started):.0f}s")
+        fetched = {"deployment": result} if isinstance(result, BotError) else result
+        fetched_by_env[env] = {kind: stalled if isinstance(value, DeadlineExceeded) else value
+                               for kind, value in fetched.items()}
 
     now = time.time()
     statuses = []
     for env in env_names:
         environment = catalog.environment(env)
-        fetched = {**{kind: value for (e, kind), value in round1.items() if e == env},
-                   **{kind: value for (e, kind), value in round2.items() if e == env}}
+        fetched = fetched_by_env[env]
         error = next((value for kind, value in fetched.items()
                       if isinstance(value, BotError) and kind in ("deployment", "replicasets", "pods")), None)
         if error is not None:
@@ -270,24 +259,49 @@ _SELECTORS_LOCK = threading.Lock()
 _SELECTORS_LIMIT = 10_000
 
 
+def _fetch_environment(kube: KubeClient, *, cluster: str, namespace: str, deployment_name: str, lock_name: str,
+                       detailed: bool, deadline: float) -> dict[str, Any]:
+    """Everything `status` reads about one deployment in one namespace: kind -> JSON, or the BotError."""
+    first: dict[str, Callable[[], Any]] = {
+        "deployment": bind(kube.read_deployment, namespace, deployment_name, deadline=deadline),
+        "lease": _optional(bind(kube.read_lease, namespace, lock_name, deadline=deadline)),
+    }
+    if detailed:
+        first["events"] = bind(kube.list_events, namespace, "type=Warning", deadline=deadline)
+        first["hpas"] = bind(kube.list_hpas, namespace, deadline=deadline)
+    known = _known_selector(cluster, namespace, deployment_name)
+    if known is not None:
+        first["replicasets"] = bind(kube.list_replicasets, namespace, known, deadline=deadline)
+        first["pods"] = bind(kube.list_pods, namespace, known, deadline=deadline)
+    fetched: dict[str, Any] = dict(gather(first, deadline))
+    deployment = fetched["deployment"]
+    if isinstance(deployment, BotError):
+        return fetched
+    selector = selector_string(deployment)
+    _remember_selector(cluster, namespace, deployment_name, selector)
+    if known is None or selector != known:  # not asked yet, or the deployment was re-created
+        fetched.update(gather({
+            "replicasets": bind(kube.list_replicasets, namespace, selector, deadline=deadline),
+            "pods": bind(kube.list_pods, namespace, selector, deadline=deadline),
+        }, deadline))
+    return fetched
+
+
 def _known_selector(cluster: str, namespace: str, deployment: str) -> str | None:
     with _SELECTORS_LOCK:
         return _SELECTORS.get((cluster, namespace, deployment))
 
 
-def _remember_selector(cluster: str, namespace: str, deployment: str, selector: str | None) -> bool:
-    """Store the deployment's selector; True when it is the one already known (round 1 used it)."""
+def _remember_selector(cluster: str, namespace: str, deployment: str, selector: str | None) -> None:
+    """Store the deployment's selector for the next look (callers compare with what *they* knew)."""
     key = (cluster, namespace, deployment)
     with _SELECTORS_LOCK:
-        if selector is not None and _SELECTORS.get(key) == selector:
-            return True
         if len(_SELECTORS) >= _SELECTORS_LIMIT:
             _SELECTORS.clear()
         if selector is not None:
             _SELECTORS[key] = selector
         else:
             _SELECTORS.pop(key, None)
-        return False
 
 
 def _optional(call: Callable[[], T]) -> Callable[[], T | None]:

@@ -25,7 +25,7 @@ DEADLINE = 3.0  # seconds: the command deadline of the test catalogs (short, so 
 SLACK_MARGIN = 1.5  # seconds allowed on top of the deadline for rendering and the response_url post
 # A stalled cluster: the command stops waiting at its deadline, or the client's own timeout (fitted to the
 # same deadline) fires first; either way the answer says prod did not answer.
-NO_ANSWER = re.compile(r"no answer before the deadline|cluster prod unreachable: no answer within \d")
+NO_ANSWER = re.compile(r"cluster prod did not answer within \d+s|cluster prod unreachable: no answer within \d")
 BREAKER_OPEN = re.compile(r"cluster prod unreachable since \d\d:\d\d UTC \((\d+) failures in a row\)")
 
 

@@ -68,10 +68,6 @@ def test_stalled_cluster_leaves_the_others_answering(stack: SandboxStack,
     assert seconds < DEADLINE + SLACK_MARGIN
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "commands/status.py asks every environment's deployment first (round 1) and waits for all of them before "
-    "listing replica sets and pods (round 2): the stalled cluster uses up the deadline, so the healthy ones "
-    "are reported unreachable too until the bot has seen the service once"))
 def test_stalled_cluster_first_look_at_a_service(stack: SandboxStack, start_bot: Callable[..., HttpBot],
                                                  fresh_service: str) -> None:
     """The first `status` of a service with prod stalled still shows its other environments."""

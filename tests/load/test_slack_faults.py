@@ -89,8 +89,8 @@ def test_deploy_request_survives_slack_500(slack: SlackSandbox, start_bot: Calla
     bot = start_bot()
     slack.set_fault("chat.postMessage", mode="error500", times=None)
     bot.send("deploy payment prod 1.4.2", user=ALICE)
-    wait_until(lambda: any(entry["event"] == "slack.delivery_failed" for entry in logs), timeout=DEADLINE + 5,
-               what="the failed delivery logged")
+    wait_until(lambda: any(entry["event"] == "slack.post_failed_using_response_url" for entry in logs),
+               timeout=DEADLINE + 5, what="the failed post logged")
     assert len(slack.calls("chat.postMessage")) >= 2  # tried, and tried again
     store = bot.running.bot.runtime.backends.store()
     [request] = store.requests(service="payment", env="prod")
@@ -101,9 +101,6 @@ def test_deploy_request_survives_slack_500(slack: SlackSandbox, start_bot: Calla
     assert "PENDING" in text.upper()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/slackapi.py SlackPoster.deliver falls back to the response_url only when the bot is not in the "
-    "channel; when chat.postMessage fails otherwise (500 after the retry) the requester is told nothing"))
 def test_deploy_requester_told_when_posting_fails(slack: SlackSandbox, start_bot: Callable[..., HttpBot]) -> None:
     """When Slack refuses the deploy request's message, the requester still gets it at the command's response_url."""
     bot = start_bot()

@@ -7,7 +7,6 @@ import re
 import threading
 from collections.abc import Callable
 
-import pytest
 from load_world import DEADLINE, HttpBot, Sent, wait_until
 
 from sandbox.stack import SandboxStack
@@ -90,10 +89,6 @@ def test_rate_limit_over_http(start_bot: Callable[..., HttpBot]) -> None:
     assert "payment-api" in other
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "commands/status.py: when several commands look at a service for the first time at once, the first to "
-    "remember the deployment's selector makes the others skip listing replica sets and pods although their "
-    "round 1 did not list them: KeyError 'replicasets', answered as an internal error"))
 def test_concurrent_first_looks(stack: SandboxStack, start_bot: Callable[..., HttpBot], fresh_service: str) -> None:
     """Four `status` commands for a service nobody has looked at yet, at once, all show its deployment."""
     bot = start_bot(extra_services=[fresh_service])

@@ -34,14 +34,15 @@ def test_gather_reraises_bugs() -> None:
 
 
 def test_selector_memory() -> None:
-    """A known selector is reused; a changed one is replaced and reported as new."""
+    """A remembered selector is known to the next look; a changed one replaces it; None forgets it."""
     key = ("cluster-x", "ns", "deploy-selector-test")
     assert status_command._known_selector(*key) is None
-    assert not status_command._remember_selector(*key, "app=a")
+    status_command._remember_selector(*key, "app=a")
     assert status_command._known_selector(*key) == "app=a"
-    assert status_command._remember_selector(*key, "app=a")
-    assert not status_command._remember_selector(*key, "app=b")
+    status_command._remember_selector(*key, "app=b")
     assert status_command._known_selector(*key) == "app=b"
+    status_command._remember_selector(*key, None)
+    assert status_command._known_selector(*key) is None
 
 
 CATALOG = """
