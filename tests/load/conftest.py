@@ -18,19 +18,6 @@ from sandbox.stack import SandboxStack
 
 HERE = Path(__file__).parent
 
-# bot/app.py HttpServer.stop closes the waitress server from the test's thread while its loop may be in
-# select() on that socket: now and then the loop thread dies with EBADF at shutdown (reported to the lead;
-# it is no fault of the behaviour tested here). Only those server threads ("http-<port>") are let off.
-SERVER_THREAD_AT_STOP = pytest.mark.filterwarnings(
-    "ignore:Exception in thread http-:pytest.PytestUnhandledThreadExceptionWarning")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in item.path.parents:
-            item.add_marker(SERVER_THREAD_AT_STOP)
-
-
 @pytest.fixture(name="stack", scope="session")
 def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
     with SandboxStack.everything() as stack:
