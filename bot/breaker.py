@@ -4,6 +4,8 @@ After `threshold` calls in a row fail to reach a backend, the breaker opens: cal
 "cluster prod unreachable since 14:02 UTC (3 failures)" instead of each waiting for its timeouts, which
 keeps `status all` and the worker pool fast while a cluster is down. After `reset_after` seconds one call
 is let through (half-open): success closes the breaker, failure opens it again. State is in /metrics.
+One command makes several calls at once, so one bad moment can open it: the short reset (15 s) keeps a
+blip cheap while a cluster that stays down costs each command nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ _STATE_NAMES = {CLOSED: "closed", HALF_OPEN: "half-open", OPEN: "open"}
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, *, threshold: int = 3, reset_after: float = 30.0,
+    def __init__(self, name: str, *, threshold: int = 3, reset_after: float = 15.0,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.name = name  # "cluster prod", "Loki"
         self.threshold = threshold
