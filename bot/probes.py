@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.reply import Tone
+from bot.secrets import mask_text
 
 JSON = Mapping[str, Any]
 # The kubelet's defaults (k8s.io/api core/v1 Probe).
@@ -198,14 +199,15 @@ def dependency_checks(body: bytes | str) -> list[DependencyCheck]:
 
 
 def excerpt(body: bytes | str, limit: int = 160, secret_keys: Sequence[str] = ()) -> str:
-    """One line of a response body; JSON values under secret-looking keys replaced by '***'."""
+    """One line of a response body; JSON values under secret-looking keys replaced by '***', and secrets in
+    a plain-text body (key=value pairs, tokens, URLs with passwords) masked."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     patterns = [re.compile(pattern, re.IGNORECASE) for pattern in secret_keys]
     if patterns:
         try:
             data = json.loads(text)
         except ValueError:
-            pass
+            text = mask_text(text, secret_keys)
         else:
             text = json.dumps(_redact(data, patterns), separators=(",", ":"), ensure_ascii=False)
     text = " ".join(text.split())
