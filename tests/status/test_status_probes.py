@@ -201,8 +201,6 @@ class TestVerdict:
 
 def test_plain_text_body_excerpt_is_masked() -> None:
     """A /readyz body that is not JSON still has its secrets masked before it is shown."""
-    from bot.probes import excerpt
-
     shown = excerpt(b"db down; password=hunter2 dsn=postgres://app:s3cret@db:5432/x", secret_keys=("password",))
     assert "hunter2" not in shown
     assert "s3cret" not in shown
