@@ -258,12 +258,15 @@ class ApprovalWorld:
         return [request for request in cluster.requests if request[0] == "PATCH" and request[1].split("?")[0] == path]
 
     def close(self) -> None:
+        """Stop every bot and process and close the store; safe to call twice."""
         for running in list(self.bots):
             self.stop_bot(running)
-        for served in self.processes:
+        processes, self.processes = self.processes, []
+        for served in processes:
             served.stop()
-        if self._store is not None:
-            self._store.close()
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
 
 def write_catalog(path: Path, catalog: Mapping[str, Any]) -> Path:

@@ -1,10 +1,16 @@
-"""Two bot processes on one store: clicks from two approvers spread over both start exactly one run."""
+"""Two bot processes on one store: clicks from two approvers spread over both start exactly one run
+(on SQLite, and on PostgreSQL when SVCBOT_TEST_DATABASE_URL names one, as .ci/run does)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import secrets
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from approval_world import CAROL, ERIN, ApprovalWorld, wait_until
 
 from bot.store import State
@@ -12,9 +18,46 @@ from bot.store import State
 CLICKS = 20
 
 
+@contextlib.contextmanager
+def postgres_store_url() -> Iterator[str]:
+    """A PostgreSQL store URL on a fresh schema, dropped afterwards; skipped (failed under CI) without one."""
+    url = os.environ.get("SVCBOT_TEST_DATABASE_URL", "")
+    if not url:
+        reason = "SVCBOT_TEST_DATABASE_URL is not set (.ci/run starts a PostgreSQL on loopback and sets it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must test the PostgreSQL store: {reason}")
+        pytest.skip(f"PostgreSQL store not tested: {reason}")
+    import psycopg  # noqa: PLC0415 - only these tests need the driver directly
+
+    schema = f"test_{secrets.token_hex(6)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def test_twenty_concurrent_clicks_on_two_processes_start_one_run(world: ApprovalWorld) -> None:
     """20 Approve clicks (carol and erin, 10 each) delivered at once to this process's bot and to a
     `svcbot serve` process sharing its store: one APPROVED transition, one run, one image patch."""
+    twenty_clicks_one_run(world)
+
+
+def test_twenty_concurrent_clicks_on_two_processes_on_postgresql(world: ApprovalWorld,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same 20 clicks with both processes on one PostgreSQL store: still exactly one run."""
+    with postgres_store_url() as url:
+        monkeypatch.setenv("SVCBOT_DB", url)
+        world.db_path = url  # type: ignore[assignment] # a store URL where the SQLite tests have a path
+        try:
+            twenty_clicks_one_run(world)
+        finally:
+            world.close()
+
+
+def twenty_clicks_one_run(world: ApprovalWorld) -> None:
     here = world.start_bot()
     there = world.start_serve()
     request = world.request_deploy(world.events_url(here), "deploy gateway prod 1.0.0")
