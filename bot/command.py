@@ -68,6 +68,14 @@ def no_envs(_args: argparse.Namespace, _catalog: Catalog) -> tuple[str, ...]:
     return ()
 
 
+def service_in_env(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
+    """`envs` for verbs on `<service> [env]`: both checked against the catalog, the env defaulted."""
+    catalog.service(args.service)
+    env: str = args.env or catalog.settings.default_env
+    catalog.environment(env)
+    return (env,)
+
+
 @dataclass(frozen=True)
 class Command:
     """One verb. `envs` names every environment the parsed command touches (validated against the catalog)."""

@@ -46,7 +46,7 @@ class LogQLError(ValueError):
 
 # --- literals -------------------------------------------------------------------------------------------
 
-# Escaped as \uXXXX: C0/C1 controls, DEL, and the invisible BMP characters (format, line/paragraph
+# Escaped as \u00NN / \uNNNN: C0/C1 controls, DEL, and the invisible BMP characters (format, line/paragraph
 # separators, private use, unassigned) so a query shown to a person shows what it matches. Characters
 # outside the BMP stay literal: JSON would spell them as surrogate pairs, which Go rejects.
 def _needs_escape(char: str) -> bool:

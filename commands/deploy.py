@@ -14,8 +14,8 @@ import argparse
 import dataclasses
 import time
 
-from bot.catalog import Approval, Catalog
-from bot.command import Command, CommandParser, Invocation
+from bot.catalog import Approval
+from bot.command import Command, CommandParser, Invocation, service_in_env
 from bot.errors import BackendError, Conflict, UserError
 from bot.pipeline import Plan, TerminalSink, change_text, plan_deploy
 from bot.replies.deploy import DeployPendingReply, DeployPlanReply, DeployRunReply, PlanLine, RunStepFact
@@ -34,12 +34,6 @@ def build_parser() -> CommandParser:
     parser.add_argument("version")
     parser.add_argument("--dry-run", action="store_true", dest="dry_run")
     return parser
-
-
-def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
-    catalog.service(args.service)
-    catalog.environment(args.env)
-    return (args.env,)
 
 
 def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
@@ -160,7 +154,7 @@ COMMAND = Command(
     usage=USAGE,
     build_parser=build_parser,
     run=run,
-    envs=envs,
+    envs=service_in_env,
     mutates=True,
     waits_for_run=True,
     examples=("/svc deploy payment staging 1.4.2 --dry-run", "/svc deploy payment staging 1.4.2"),

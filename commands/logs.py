@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from bot import logql
 from bot.catalog import Catalog
-from bot.command import Command, CommandParser, Invocation
+from bot.command import Command, CommandParser, Invocation, service_in_env
 from bot.errors import BotError, UsageError, UserError
 from bot.replies.logs import LevelSeries, LogLine, LogLookup, LogsReply
 from bot.reply import Reply
@@ -82,15 +82,13 @@ def build_parser() -> CommandParser:
 
 
 def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
-    catalog.service(args.service)
-    env = args.env or catalog.settings.default_env
-    catalog.environment(env)
+    touched = service_in_env(args, catalog)
     parse_since(args.since)
     user_text(args.grep, "--grep")
     user_text(args.trace, "--trace")
     if args.limit < 1:
         raise UsageError("--limit must be at least 1", usage=USAGE)
-    return (env,)
+    return touched
 
 
 # --- shared with /svc trace -----------------------------------------------------------------------------

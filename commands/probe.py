@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bot.catalog import Catalog
-from bot.command import Command, CommandParser, Invocation
+from bot.command import Command, CommandParser, Invocation, service_in_env
 from bot.errors import BotError
 from bot.probes import (
     Finding,
@@ -51,13 +50,6 @@ def build_parser() -> CommandParser:
     parser.add_argument("service")
     parser.add_argument("env", nargs="?")
     return parser
-
-
-def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
-    catalog.service(args.service)
-    env = args.env or catalog.settings.default_env
-    catalog.environment(env)
-    return (env,)
 
 
 def _http_check(kind: str, response: Any, secret_keys: Sequence[str]) -> HttpCheck:
@@ -190,6 +182,6 @@ COMMAND = Command(
     usage=USAGE,
     build_parser=build_parser,
     run=run,
-    envs=envs,
+    envs=service_in_env,
     examples=("/svc probe payment", "/svc probe orders staging"),
 )

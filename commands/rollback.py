@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.catalog import Catalog
-from bot.command import Command, CommandParser, Invocation
+from bot.command import Command, CommandParser, Invocation, service_in_env
 from bot.errors import UsageError
 from bot.pipeline import ROLLBACK_TIMEOUT, plan_rollback
 from bot.reply import Reply
@@ -34,12 +33,6 @@ def build_parser() -> CommandParser:
     return parser
 
 
-def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
-    catalog.service(args.service)
-    catalog.environment(args.env)
-    return (args.env,)
-
-
 def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     settings = invocation.backends.run_settings
     timeout = settings.rollback_timeout if settings is not None else ROLLBACK_TIMEOUT
@@ -56,7 +49,7 @@ COMMAND = Command(
     usage=USAGE,
     build_parser=build_parser,
     run=run,
-    envs=envs,
+    envs=service_in_env,
     mutates=True,
     waits_for_run=True,
     examples=("/svc rollback payment staging", "/svc rollback payment prod --to 3"),

@@ -231,7 +231,7 @@ class LineFilter:
 
 @dataclass(frozen=True)
 class JsonStage:
-    pass
+    """`| json`: extract every JSON field of the line as a label (it has no arguments)."""
 
 
 @dataclass(frozen=True)

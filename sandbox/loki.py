@@ -465,7 +465,7 @@ class _Handler(BaseHTTPRequestHandler):
         except HttpError as exc:
             self._send(exc.status, exc.body + "\n", "text/plain; charset=utf-8")
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            return  # the client hung up: nobody to answer
 
     def _send(self, status: int, body: str, content_type: str) -> None:
         data = body.encode("utf-8", errors="surrogateescape")
@@ -477,4 +477,4 @@ class _Handler(BaseHTTPRequestHandler):
             if data:
                 self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            return  # the client hung up: nobody to answer

@@ -67,7 +67,7 @@ class Note:
 
 @dataclass(frozen=True)
 class Divider:
-    pass
+    """A horizontal rule between parts of a message."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 
 
 class SelectorError(ValueError):
-    pass
+    """A label or field selector the API server would reject (answered as 400 BadRequest)."""
 
 
 def valid_label_key(key: str) -> bool:

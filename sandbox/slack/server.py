@@ -1175,8 +1175,8 @@ def _write(h: BaseHTTPRequestHandler, status: int, body: Any, headers: Mapping[s
             h.send_header(k, v)
         h.end_headers()
         h.wfile.write(data)
-    except OSError:  # the client went away; nothing to tell it
-        pass
+    except OSError:
+        return  # the client went away; nothing to tell it
 
 
 def _multipart(content_type: str, raw: bytes) -> list[tuple[str | None, bytes, str | None]]:

@@ -173,7 +173,7 @@ class SocketModeEndpoint:
                     continue
                 self._on_frame(conn, raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
         except ConnectionClosed:
-            pass
+            logger.debug("socket mode connection %s closed by the client", conn.id)
         except Exception:  # a sandbox bug must not kill the server thread silently
             logger.exception("socket mode connection %s failed", conn.id)
         finally:

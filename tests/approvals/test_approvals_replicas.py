@@ -3,40 +3,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
-import secrets
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from approval_world import CAROL, ERIN, ApprovalWorld, wait_until
+from postgres_support import postgres_schema
 
 from bot.store import State
 
 CLICKS = 20
-
-
-@contextlib.contextmanager
-def postgres_store_url() -> Iterator[str]:
-    """A PostgreSQL store URL on a fresh schema, dropped afterwards; skipped (failed under CI) without one."""
-    url = os.environ.get("SVCBOT_TEST_DATABASE_URL", "")
-    if not url:
-        reason = "SVCBOT_TEST_DATABASE_URL is not set (.ci/run starts a PostgreSQL on loopback and sets it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must test the PostgreSQL store: {reason}")
-        pytest.skip(f"PostgreSQL store not tested: {reason}")
-    import psycopg  # noqa: PLC0415 - only these tests need the driver directly
-
-    schema = f"test_{secrets.token_hex(6)}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def test_twenty_concurrent_clicks_on_two_processes_start_one_run(world: ApprovalWorld) -> None:
@@ -48,7 +24,7 @@ def test_twenty_concurrent_clicks_on_two_processes_start_one_run(world: Approval
 def test_twenty_concurrent_clicks_on_two_processes_on_postgresql(world: ApprovalWorld,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The same 20 clicks with both processes on one PostgreSQL store: still exactly one run."""
-    with postgres_store_url() as url:
+    with postgres_schema() as url:
         monkeypatch.setenv("SVCBOT_DB", url)
         world.db_path = url  # type: ignore[assignment] # a store URL where the SQLite tests have a path
         try:

@@ -6,9 +6,6 @@ fresh schema per test; without it those runs are skipped with the reason, and fa
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -17,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from deploy_fakes import FAST
+from postgres_support import postgres_schema
 
 from bot.errors import BackendUnavailable, Conflict, NotFound
 from bot.store import (
@@ -30,36 +28,6 @@ from bot.store import (
     default_path,
     open_database,
 )
-
-
-@contextlib.contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a new empty schema, dropped afterwards."""
-    url = os.environ.get("SVCBOT_TEST_DATABASE_URL", "")
-    reason = ("SVCBOT_TEST_DATABASE_URL is not set (.ci/run starts a PostgreSQL and sets it)" if not url else
-              "psycopg is not installed" if not _has_psycopg() else "")
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must test the PostgreSQL store: {reason}")
-        pytest.skip(f"PostgreSQL store not tested: {reason}")
-    import psycopg  # noqa: PLC0415 - only when PostgreSQL is there
-
-    schema = f"test_{secrets.token_hex(6)}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def _has_psycopg() -> bool:
-    try:
-        import psycopg  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
 
 
 @pytest.fixture(name="store_url", params=["sqlite", "postgresql"])

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from replica_world import Replica, postgres_schema
+from postgres_support import postgres_schema
+from replica_world import Replica
 
 
 @pytest.fixture(name="pg_url")

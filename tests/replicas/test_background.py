@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from replica_world import pending_request, postgres_schema
+from postgres_support import postgres_schema
+from replica_world import pending_request
 
 from bot.background import AdvisoryLockLeader, BackgroundWork, Job, SoleLeader, expiry_job, leadership_for, recovery_job
 from bot.errors import BackendUnavailable

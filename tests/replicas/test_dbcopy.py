@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from replica_world import pending_request, postgres_schema
+from postgres_support import postgres_schema
+from replica_world import pending_request
 
 from bot.store import Owner, Snapshot, State, StepSpec, StepState, Store
 

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from replica_world import Replica, pending_request, postgres_schema
+from postgres_support import postgres_schema
+from replica_world import Replica, pending_request
 
 from bot.store import State, Store
 

@@ -8,7 +8,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from replica_world import pending_request, postgres_base_url, postgres_schema
+from postgres_support import postgres_base_url, postgres_schema
+from replica_world import pending_request
 
 from bot.errors import BackendUnavailable
 from bot.store import SCHEMA_VERSION, PostgresDatabase, State, Store, open_database, pyformat, schema_version
