@@ -30,7 +30,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from waitress.server import create_server
 
-from bot import approvals, background, metrics
+from bot import acks, approvals, background, metrics
 from bot.background import BackgroundWork
 from bot.dispatch import new_request_id
 from bot.errors import BackendUnavailable, BotError, UserError
@@ -165,6 +165,7 @@ class SvcBot:
         reply = self.runtime.dispatcher.execute(text, user, channel=to.channel, request_id=request_id)
         if ephemeral and reply.public:
             reply = _as_private(reply)
+        acks.yield_to_acks()
         self._deliver_safely(reply, to)
 
     def _decide(self, verb: str, request: str, to: Destination, request_id: str) -> None:
@@ -312,7 +313,8 @@ def events_wsgi(bolt_app: App, path: str = "/slack/events") -> WSGIApp:
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == path:
-            return handler(environ, start_response)
+            with acks.acking():
+                return handler(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
 
@@ -383,6 +385,21 @@ def socket_alive(client: Any) -> bool:
     return last is None or time.time() - float(last) < 3 * PING_INTERVAL
 
 
+def watch_acks(client: Any) -> None:
+    """Count Socket Mode envelopes from arrival (the receiving thread) to ack (after Bolt's listener, which
+    sends it, returns) so command work steps aside meanwhile (bot/acks.py)."""
+
+    def arrived(message: str) -> None:
+        if '"envelope_id"' in message:
+            acks.begin()
+
+    def acked(_client: Any, _request: Any) -> None:
+        acks.end()
+
+    client.on_message_listeners.append(arrived)
+    client.socket_mode_request_listeners.append(acked)
+
+
 @dataclass
 class Running:
     """A started bot: what tests and `serve` stop."""
@@ -442,6 +459,7 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
         handler = SocketModeHandler(bot.app, app_token=app_token, web_client=client, ping_interval=PING_INTERVAL)
         running.socket_handler = handler
         health.slack_up = lambda: socket_alive(handler.client)
+        watch_acks(handler.client)
         handler.connect()  # type: ignore[no-untyped-call]
     else:
         running.events_server = HttpServer(events_wsgi(bot.app), host, port).start()

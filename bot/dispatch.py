@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import random
 import shlex
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import structlog
@@ -60,8 +62,12 @@ class ParsedCommand:
 TERMINAL_RUN_WAIT = 24 * 3600.0  # seconds; a finite bound (Event.wait overflows on inf)
 
 
+_ids = random.Random()  # noqa: S311 - request ids correlate log lines; they guard nothing
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex[:12]
+    """12 hex digits (from the process's PRNG: uuid4 costs a system call on every ack)."""
+    return f"{_ids.getrandbits(48):012x}"
 
 
 class Dispatcher:
@@ -78,6 +84,15 @@ class Dispatcher:
         self.policy = policy or Policy(catalog)
         limit, window = catalog.settings.rate_limit.per_user_window
         self.rate_limiter = RateLimiter(limit, window)
+        # One parser per verb, built once: building one costs more than parsing (argparse looks up gettext
+        # catalogs on disk for its messages) and every Slack command is parsed in its ack.
+        self._parsers: dict[str, tuple[argparse.ArgumentParser, threading.Lock]] = {}
+        self._parsers_lock = threading.Lock()
+        # Commands run here while the caller waits with the deadline. Long-lived threads: starting a thread
+        # per command needs the interpreter lock, which under load delays the acks. Twice the workers: a
+        # command abandoned at its deadline keeps its thread until its own timeouts end it.
+        self._runner = ThreadPoolExecutor(max_workers=2 * catalog.settings.workers + 2,
+                                          thread_name_prefix="svc-command")
 
     # --- parsing ----------------------------------------------------------------------------------------
 
@@ -90,12 +105,20 @@ class Dispatcher:
         if command is None:
             known = ", ".join(self.commands)
             raise UsageError(f"unknown command '{verb}' (known: {known})", usage="/svc help")
+        parser, lock = self._parser(command)
         try:
-            args = command.build_parser().parse_args(rest)
+            with lock:  # argparse does not promise thread safety; a parse takes microseconds
+                args = parser.parse_args(rest)
         except UsageError as exc:
             raise UsageError(exc.message, usage=command.usage) from None
         envs = command.envs(args, self.catalog)
         return ParsedCommand(command=command, args=args, envs=envs, text=" ".join(words))
+
+    def _parser(self, command: Command) -> tuple[argparse.ArgumentParser, threading.Lock]:
+        with self._parsers_lock:
+            if command.name not in self._parsers:
+                self._parsers[command.name] = (command.build_parser(), threading.Lock())
+            return self._parsers[command.name]
 
     def authorize(self, parsed: ParsedCommand, user: str) -> Decision:
         if parsed.command.policy_exempt:
@@ -180,30 +203,15 @@ class Dispatcher:
             raise RateLimited(f"too many commands ({limit} per user): try again in {describe_wait(wait)}")
 
     def _run_with_deadline(self, parsed: ParsedCommand, invocation: Invocation) -> Reply:
-        """Run in a helper thread so a stalled backend cannot hold the answer past the deadline.
+        """Run on the runner pool so a stalled backend cannot hold the answer past the deadline.
 
         The thread cannot be killed; it ends when its own client timeouts fire. The user is answered
         when the deadline passes either way.
         """
-        result: list[Reply] = []
-        failure: list[BaseException] = []
-        done = threading.Event()
-
-        def target() -> None:
-            try:
-                result.append(parsed.command.run(parsed.args, invocation))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                failure.append(exc)
-            finally:
-                done.set()
-
-        context = contextvars.copy_context()
-        thread = threading.Thread(target=context.run, args=(target,), daemon=True,
-                                  name=f"svc-{parsed.command.name}-{invocation.request_id}")
-        thread.start()
-        if not done.wait(max(0.0, invocation.deadline - time.monotonic())):
-            raise DeadlineExceeded("deadline passed")
-        if failure:
-            raise failure[0]
-        return result[0]
+        future = self._runner.submit(contextvars.copy_context().run, parsed.command.run, parsed.args, invocation)
+        try:
+            return future.result(timeout=max(0.0, invocation.deadline - time.monotonic()))
+        except FutureTimeout:
+            future.cancel()  # if it never started (every runner busy), it never will
+            raise DeadlineExceeded("deadline passed") from None
 

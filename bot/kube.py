@@ -52,6 +52,7 @@ from bot.errors import (
     NotFound,
     UserError,
 )
+from bot.fanout import LANE_THREADS
 
 JSON = dict[str, Any]
 
@@ -129,7 +130,7 @@ class KubeClient:
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
-        pool_size: int = 16,
+        pool_size: int = LANE_THREADS,  # a connection for every request its lane can have in flight
     ) -> None:
         """`environments` maps namespace -> environment name on this cluster, for error messages."""
         self.name = name
@@ -147,6 +148,11 @@ class KubeClient:
         self._random = random.Random()  # noqa: S311 - backoff jitter, not secrets
 
     # --- plumbing -------------------------------------------------------------------------------------
+
+    @property
+    def lane(self) -> str:
+        """The lane this cluster's requests run on when a command asks several things at once (bot/fanout.py)."""
+        return f"cluster {self.name}"
 
     @property
     def request_count(self) -> int:

@@ -85,6 +85,8 @@ class LokiClient:
     def from_catalog(cls, config: Loki, environ: Mapping[str, str] | None = None) -> LokiClient:
         return cls(config.url, tenant=config.tenant, timeout=config.timeout, environ=environ)
 
+    lane = "loki"  # the lane its queries run on when a command asks several at once (bot/fanout.py)
+
     def close(self) -> None:
         self._session.close()
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import structlog
 
-from bot import metrics
+from bot import acks, metrics
 
 log = structlog.get_logger("svcbot.workers")
 Job = Callable[[], None]
@@ -60,6 +60,7 @@ class WorkerPool:
                 metrics.WORKERS_BUSY.set(self._busy)
                 metrics.QUEUE_DEPTH.set(self._queue.qsize())
             try:
+                acks.yield_to_acks()
                 job()
             except Exception:
                 log.exception("worker.job_failed")

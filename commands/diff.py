@@ -8,14 +8,14 @@ each against its own declared profile (drift). Secrets are compared by digest an
 from __future__ import annotations
 
 import argparse
-import contextvars
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
+from functools import partial
 
 from bot.catalog import Catalog
 from bot.command import Command, CommandParser, Invocation
 from bot.configdiff import KeyValue, compare, env_var_name, flatten, is_secret, required_variables, shown
-from bot.errors import UsageError, UserError
+from bot.errors import BotError, UsageError, UserError
+from bot.fanout import Fanout
 from bot.liveconfig import LiveConfig, fetch_live_config, live_settings
 from bot.profiles import Profile, load_profile
 from bot.replies.diff import DiffReply, Drift
@@ -65,15 +65,15 @@ def _run_live(args: argparse.Namespace, invocation: Invocation) -> Reply:
 
     # The two clusters answer in parallel; the first failure (no deployment, cluster down) answers the
     # command at once, without waiting for the other cluster (its calls end by the deadline anyway).
-    pool = ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="svc-diff-live")
-    try:
-        futures = [pool.submit(contextvars.copy_context().run, fetch_live_config, invocation, args.service, env)
-                   for env in names]
-        for future in as_completed(futures):
-            future.result()  # raises the first failure as it happens
-        lives = dict(zip(names, (future.result() for future in futures), strict=True))
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    fanout: Fanout[str] = Fanout(invocation.deadline)
+    for env in names:
+        kube = invocation.backends.kube(catalog.environment(env).cluster)
+        fanout.submit(kube.lane, env, partial(fetch_live_config, invocation, args.service, env))
+    lives: dict[str, LiveConfig] = {}
+    for env, result in fanout:
+        if isinstance(result, BotError):
+            raise result  # the first failure, as it happens
+        lives[env] = result
 
     notes: list[str] = []
     declared: dict[str, dict[str, object]] = {}

@@ -9,18 +9,17 @@ why and still shows them. User text reaches LogQL only through bot.logql's strin
 from __future__ import annotations
 
 import argparse
-import contextvars
 import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from bot import logql
 from bot.catalog import Catalog
 from bot.command import Command, CommandParser, Invocation, service_in_env
 from bot.errors import BotError, UsageError, UserError
+from bot.fanout import gather
 from bot.replies.logs import LevelSeries, LogLine, LogLookup, LogsReply
 from bot.reply import Reply
 from bot.secrets import MASK, is_secret_key, mask_text
@@ -113,20 +112,12 @@ def explore_link(catalog: Catalog, query: str, start_ns: int, end_ns: int) -> st
     return logql.explore_url(config.grafana_url, config.datasource_uid, query, start_ns, end_ns)
 
 
-def in_parallel(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls at once (each in a copy of this context, for the log fields); results in order.
-
-    A result is the call's value, or the BotError it raised; anything else is raised here.
-    """
-    def guarded(call: Callable[[], Any]) -> Any:
-        try:
-            return call()
-        except BotError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="svc-loki") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, guarded, call) for call in calls]
-        return [future.result() for future in futures]
+def in_parallel(lane: str, deadline: float, *calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls at once on `lane` (each in a copy of this context, for the log fields); results in
+    order. A result is the call's value, or the BotError it raised (DeadlineExceeded past `deadline`);
+    anything else is raised here."""
+    results = gather(dict(enumerate(calls)), deadline, lane_of=lane)
+    return [results[index] for index in range(len(calls))]
 
 
 def log_line(timestamp_ns: int, line: str, labels: Mapping[str, str], service_label: str,
@@ -205,6 +196,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     # Buckets end at `end`, counting back: bucket i covers (end - (buckets-i)*step, end - (buckets-1-i)*step].
     first_end_ns = end_ns - (buckets - 1) * step * 1_000_000_000
     streams, matrix = in_parallel(
+        loki.lane, deadline,
         lambda: loki.query_range(query, start_ns=start_ns, end_ns=end_ns, limit=limit, direction="backward",
                                  deadline=deadline),
         lambda: loki.metric_range(logql.level_count_query(search, step), start_ns=first_end_ns, end_ns=end_ns,

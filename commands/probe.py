@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.command import Command, CommandParser, Invocation, service_in_env
 from bot.errors import BotError
+from bot.fanout import gather
 from bot.probes import (
     Finding,
     ProbeSpec,
@@ -37,7 +38,7 @@ from bot.rollout import (
     recent_warnings,
     selector_string,
 )
-from commands.status import answer_deadline, bind, gather, unwrap
+from commands.status import answer_deadline, bind, unwrap
 
 USAGE = "/svc probe <service> [env]"
 JSON = Mapping[str, Any]
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
         "replicasets": lambda: kube.list_replicasets(namespace, selector, deadline=deadline),
         "pods": lambda: kube.list_pods(namespace, selector, deadline=deadline),
         "events": lambda: kube.list_events(namespace, "reason=Unhealthy", deadline=deadline),
-    }, deadline)
+    }, deadline, lane_of=kube.lane)
     replicasets = unwrap(lists["replicasets"])
     pods = pods_of(owned_replicasets(deployment, replicasets), unwrap(lists["pods"]))
     events = [] if isinstance(lists["events"], BotError) else lists["events"]
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
         name = str(pod["metadata"]["name"])
         for kind, path in paths.items():
             calls[(name, kind)] = bind(kube.pod_http_get, namespace, name, health.port, path, deadline=deadline)
-    answers = gather(calls, deadline)
+    answers = gather(calls, deadline, lane_of=kube.lane)
 
     pod_results = []
     verdict_rows = []

@@ -12,16 +12,15 @@ own, so a cluster that does not answer is shown as unreachable while the others 
 from __future__ import annotations
 
 import argparse
-import contextvars
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.catalog import Catalog
 from bot.command import Command, CommandParser, Invocation
 from bot.errors import BackendError, BotError, DeadlineExceeded, NotFound
+from bot.fanout import Fanout, gather
 from bot.replies.status import TONE_ORDER, EnvStatus, ServiceRow, StatusAllReply, StatusReply
 from bot.reply import Outcome, Reply, Tone
 from bot.rollout import (
@@ -50,7 +49,6 @@ USAGE = "/svc status <service|all> [env]"
 JSON = Mapping[str, Any]
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
-MAX_PARALLEL = 16
 EVENT_LIMIT = 5
 
 
@@ -72,41 +70,12 @@ def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
     return tuple(catalog.environments)
 
 
-# --- running calls in parallel under one deadline -------------------------------------------------------
+# --- calls under one deadline (they run in parallel on the clusters' lanes, bot/fanout.py) --------------
 
 def answer_deadline(invocation: Invocation) -> float:
     """When backend calls must be done: a margin before the command's deadline, to still answer."""
     left = invocation.remaining()
     return time.monotonic() + left - min(1.0, left * 0.1)
-
-
-def gather(calls: Mapping[K, Callable[[], T]], deadline: float) -> dict[K, T | BotError]:
-    """Run the calls in parallel; each key gets its result, or the BotError it raised, or
-    DeadlineExceeded when it did not finish by `deadline`. Other exceptions (bugs) are re-raised."""
-    if not calls:
-        return {}
-    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(calls)), thread_name_prefix="svc-status")
-    futures: dict[Future[T], K] = {
-        pool.submit(contextvars.copy_context().run, call): key for key, call in calls.items()
-    }
-    try:
-        done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-    finally:
-        # Calls still running end on their own timeouts; nobody waits for them.
-        pool.shutdown(wait=False, cancel_futures=True)
-    results: dict[K, T | BotError] = {}
-    for future, key in futures.items():
-        if future not in done:
-            results[key] = DeadlineExceeded("no answer before the deadline")
-            continue
-        error = future.exception()
-        if error is None:
-            results[key] = future.result()
-        elif isinstance(error, BotError):
-            results[key] = error
-        else:
-            raise error
-    return results
 
 
 def unwrap(result: T | BotError) -> T:
@@ -117,7 +86,7 @@ def unwrap(result: T | BotError) -> T:
 
 
 def bind(function: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[], T]:
-    """A call to run later (in `gather`)."""
+    """A call to run later (on a lane)."""
     return lambda: function(*args, **kwargs)
 
 
@@ -201,28 +170,12 @@ def _service_status(args: argparse.Namespace, invocation: Invocation) -> StatusR
     deadline = answer_deadline(invocation)
     lock_name = lease_name(args.service)
 
-    # One task per environment, all at once under one deadline, so a stalled cluster holds only its own
-    # environments. Inside a task: the deployment, the deploy lock and (for the detail) the namespace's
-    # warnings and autoscalers together; the replica sets and pods by the deployment's selector, asked in
-    # the same round when it is known from an earlier answer (apps/v1 selectors are immutable), else after.
-    tasks: dict[str, Callable[[], dict[str, Any]]] = {}
-    for env in env_names:
-        environment = catalog.environment(env)
-        try:
-            kube = invocation.backends.kube(environment.cluster)
-        except BotError as exc:
-            tasks[env] = _raiser(exc)
-            continue
-        tasks[env] = bind(_fetch_environment, kube, cluster=environment.cluster, namespace=environment.namespace,
-                          deployment_name=deployment_name, lock_name=lock_name, detailed=detailed,
-                          deadline=deadline)
-    gathered = gather(tasks, deadline)
-    fetched_by_env: dict[str, dict[str, Any]] = {}
-    for env, result in gathered.items():
-        # A stall ends as DeadlineExceeded here or inside the task: either way, say which cluster and how long.
+    fetched_by_env = _fetch_environments(invocation, env_names, deployment_name=deployment_name,
+                                         lock_name=lock_name, detailed=detailed, deadline=deadline)
+    for env, fetched in fetched_by_env.items():
+        # A stall ends as DeadlineExceeded: say which cluster and how long.
         stalled = DeadlineExceeded(f"cluster {catalog.environment(env).cluster} did not answer within "
                                    f"{max(0.0, deadline - started):.0f}s")
-        fetched = {"deployment": result} if isinstance(result, BotError) else result
         fetched_by_env[env] = {kind: stalled if isinstance(value, DeadlineExceeded) else value
                                for kind, value in fetched.items()}
 
@@ -231,8 +184,9 @@ def _service_status(args: argparse.Namespace, invocation: Invocation) -> StatusR
     for env in env_names:
         environment = catalog.environment(env)
         fetched = fetched_by_env[env]
-        error = next((value for kind, value in fetched.items()
-                      if isinstance(value, BotError) and kind in ("deployment", "replicasets", "pods")), None)
+        # The deployment's own error first (it says the most), whatever order the answers came in.
+        error = next((value for kind in ("deployment", "replicasets", "pods")
+                      if isinstance(value := fetched.get(kind), BotError)), None)
         if error is not None:
             if detailed and isinstance(error, NotFound):
                 raise error
@@ -259,31 +213,63 @@ _SELECTORS_LOCK = threading.Lock()
 _SELECTORS_LIMIT = 10_000
 
 
-def _fetch_environment(kube: KubeClient, *, cluster: str, namespace: str, deployment_name: str, lock_name: str,
-                       detailed: bool, deadline: float) -> dict[str, Any]:
-    """Everything `status` reads about one deployment in one namespace: kind -> JSON, or the BotError."""
-    first: dict[str, Callable[[], Any]] = {
-        "deployment": bind(kube.read_deployment, namespace, deployment_name, deadline=deadline),
-        "lease": _optional(bind(kube.read_lease, namespace, lock_name, deadline=deadline)),
-    }
-    if detailed:
-        first["events"] = bind(kube.list_events, namespace, "type=Warning", deadline=deadline)
-        first["hpas"] = bind(kube.list_hpas, namespace, deadline=deadline)
-    known = _known_selector(cluster, namespace, deployment_name)
-    if known is not None:
-        first["replicasets"] = bind(kube.list_replicasets, namespace, known, deadline=deadline)
-        first["pods"] = bind(kube.list_pods, namespace, known, deadline=deadline)
-    fetched: dict[str, Any] = dict(gather(first, deadline))
-    deployment = fetched["deployment"]
-    if isinstance(deployment, BotError):
-        return fetched
-    selector = selector_string(deployment)
-    _remember_selector(cluster, namespace, deployment_name, selector)
-    if known is None or selector != known:  # not asked yet, or the deployment was re-created
-        fetched.update(gather({
-            "replicasets": bind(kube.list_replicasets, namespace, selector, deadline=deadline),
-            "pods": bind(kube.list_pods, namespace, selector, deadline=deadline),
-        }, deadline))
+def _fetch_environments(invocation: Invocation, env_names: Sequence[str], *, deployment_name: str,
+                        lock_name: str, detailed: bool, deadline: float) -> dict[str, dict[str, Any]]:
+    """Everything `status` reads about one deployment in each environment: env -> kind -> JSON or BotError.
+
+    Every request goes out at once, on its cluster's lane, under one deadline, so a stalled cluster holds
+    only its own environments: the deployment and the deploy lock (and, for the detail, the namespace's
+    warnings and autoscalers), and the replica sets and pods by the deployment's selector in the same round
+    when it is known from an earlier answer (apps/v1 selectors are immutable), else as soon as that
+    environment's deployment arrives.
+    """
+    catalog = invocation.catalog
+    fetched: dict[str, dict[str, Any]] = {env: {} for env in env_names}
+    fanout: Fanout[tuple[str, str, int]] = Fanout(deadline)  # (env, kind, round)
+    places: dict[str, tuple[KubeClient, str, str]] = {}  # env -> (client, cluster, namespace)
+    asked: dict[str, tuple[str | None, int]] = {}  # env -> (selector, round) of the replica sets and pods that count
+
+    def by_selector(env: str, selector: str | None) -> None:
+        kube, _cluster, namespace = places[env]
+        round_ = asked[env][1] + 1 if env in asked else 0
+        asked[env] = (selector, round_)
+        fanout.submit(kube.lane, (env, "replicasets", round_),
+                      bind(kube.list_replicasets, namespace, selector, deadline=deadline))
+        fanout.submit(kube.lane, (env, "pods", round_), bind(kube.list_pods, namespace, selector, deadline=deadline))
+
+    for env in env_names:
+        environment = catalog.environment(env)
+        try:
+            kube = invocation.backends.kube(environment.cluster)
+        except BotError as exc:
+            fetched[env]["deployment"] = exc
+            continue
+        namespace = environment.namespace
+        places[env] = (kube, environment.cluster, namespace)
+        first: dict[str, Callable[[], Any]] = {
+            "deployment": bind(kube.read_deployment, namespace, deployment_name, deadline=deadline),
+            "lease": _optional(bind(kube.read_lease, namespace, lock_name, deadline=deadline)),
+        }
+        if detailed:
+            first["events"] = bind(kube.list_events, namespace, "type=Warning", deadline=deadline)
+            first["hpas"] = bind(kube.list_hpas, namespace, deadline=deadline)
+        for kind, call in first.items():
+            fanout.submit(kube.lane, (env, kind, 0), call)
+        known = _known_selector(environment.cluster, namespace, deployment_name)
+        if known is not None:
+            by_selector(env, known)
+
+    for (env, kind, round_), result in fanout:
+        if kind in ("replicasets", "pods") and round_ != asked[env][1]:
+            continue  # asked by a selector the deployment no longer has
+        fetched[env][kind] = result
+        if kind != "deployment" or isinstance(result, BotError):
+            continue
+        _kube, cluster, namespace = places[env]
+        selector = selector_string(result)
+        _remember_selector(cluster, namespace, deployment_name, selector)
+        if env not in asked or asked[env][0] != selector:  # not asked yet, or the deployment was re-created
+            by_selector(env, selector)
     return fetched
 
 
@@ -316,13 +302,6 @@ def _optional(call: Callable[[], T]) -> Callable[[], T | None]:
     return run
 
 
-def _raiser(error: BotError) -> Callable[[], Any]:
-    def run() -> Any:
-        raise error
-
-    return run
-
-
 # --- status all [env] -----------------------------------------------------------------------------------
 
 NAMESPACE_KINDS = ("deployments", "replicasets", "pods", "leases")
@@ -348,7 +327,7 @@ def _all_status(args: argparse.Namespace, invocation: Invocation) -> StatusAllRe
         calls[(env, "pods")] = bind(kube.list_pods, ns, deadline=deadline)
         calls[(env, "leases")] = bind(kube.list_leases, ns, deadline=deadline)
     before = sum(client.request_count for client in set(clients.values()))
-    results = gather(calls, deadline)
+    results = gather(calls, deadline, lane_of=lambda key: clients[key[0]].lane)
     requests = sum(client.request_count for client in set(clients.values())) - before
 
     now = time.time()

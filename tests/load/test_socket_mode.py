@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from load_world import DEADLINE, NO_ANSWER, SLACK_MARGIN, http_get, message_text, wait_until
 
+from bot import acks
 from bot import app as bot_app
 from sandbox.slack import SlackSandbox
 from sandbox.stack import SandboxStack
@@ -69,3 +70,20 @@ def test_stalled_backend_never_delays_the_ack(stack: SandboxStack, slack: SlackS
     assert latency < 1.0
     assert NO_ANSWER.search(text), text
     assert json.dumps(slack.acks()[-1].payload or {}) == "{}"
+
+
+def test_acks_are_counted_until_written(slack: SlackSandbox, socket_bot: bot_app.Running) -> None:
+    """Every envelope counts as an ack in flight from its arrival until its ack is written (so command work
+    steps aside meanwhile, bot/acks.py), and none is left counted afterwards."""
+    seen: list[int] = []
+
+    def count(next: Callable[[], object]) -> object:
+        seen.append(acks.in_flight())
+        return next()
+
+    socket_bot.bot.app.middleware(count)
+    for _ in range(3):
+        ask(slack, "help")
+    assert len(seen) == 3
+    assert min(seen) >= 1
+    assert acks.in_flight() == 0

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 import pytest
 
 from bot.catalog import parse_catalog
-from bot.errors import BackendUnavailable, DeadlineExceeded, NotFound
+from bot.errors import NotFound
 from commands import status as status_command
-from commands.status import gather
-
-
-def test_gather_keeps_results_errors_and_deadline() -> None:
-    """Each key gets its result or its bot error; a call still running at the deadline gets DeadlineExceeded."""
-    def fail() -> int:
-        raise BackendUnavailable("cluster prod unreachable: connection refused")
-
-    started = time.monotonic()
-    results = gather({"fast": lambda: 1, "broken": fail, "slow": lambda: time.sleep(2)},
-                     deadline=time.monotonic() + 0.3)
-    assert time.monotonic() - started < 1.0
-    assert results["fast"] == 1
-    assert isinstance(results["broken"], BackendUnavailable)
-    assert isinstance(results["slow"], DeadlineExceeded)
-
-
-def test_gather_reraises_bugs() -> None:
-    """An exception that is not a bot error is a bug and is raised, not hidden in the results."""
-    with pytest.raises(ZeroDivisionError):
-        gather({"bug": lambda: 1 // 0}, deadline=time.monotonic() + 1)
 
 
 def test_selector_memory() -> None:
