@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from bot.errors import NotFound
+import structlog
+
+from bot.errors import BotError, NotFound
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from bot.loki import LokiClient
     from bot.pipeline import RunEngine, RunSettings
     from bot.store import Store
+
+log = structlog.get_logger("svcbot.backends")
 
 
 class Backends:
@@ -53,6 +57,15 @@ class Backends:
     def kube_for_env(self, env: str) -> KubeClient:
         """The client for the cluster an environment lives on (its namespace: catalog.environment(env))."""
         return self.kube(self.catalog.environment(env).cluster)
+
+    def prepare_kube(self) -> None:
+        """Import the Kubernetes client and build every cluster's client (no requests); a cluster whose
+        config is broken is left for its commands to report."""
+        for cluster in self.catalog.clusters:
+            try:
+                self.kube(cluster).prepare()
+            except BotError as exc:
+                log.info("kube.not_prepared", cluster=cluster, reason=exc.message)
 
     def close_kube(self) -> None:
         """Drop every cluster's connection pool (called from close())."""

@@ -172,6 +172,16 @@ class KubeClient:
         if api_client is not None:
             api_client.close()
 
+    def prepare(self) -> None:
+        """Load the kubeconfig and build the API classes the read verbs use, without a request: done at
+        start-up in the background, so the first command after a restart does not pay for it."""
+        for kind in ("AppsV1Api", "CoreV1Api", "CoordinationV1Api"):
+            self._api(kind)
+
+    @property
+    def prepared(self) -> bool:
+        return self._api_client is not None
+
     def _api(self, kind: str) -> Any:
         """The generated API class `kind` (CoreV1Api, AppsV1Api...) bound to this cluster's ApiClient."""
         with self._lock:
