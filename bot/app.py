@@ -366,7 +366,15 @@ class HttpServer:
 
     def stop(self) -> None:
         self._stopping = True
-        self._server.close()
+        if not self._thread.is_alive():
+            self._server.close()
+            return
+        # Closed from inside its loop (through waitress's trigger), which then finds nothing left to serve
+        # and ends: closed from here, the loop would sleep out its select() timeout first (up to 1 s).
+        try:
+            self._server.trigger.pull_trigger(self._server.close)
+        except OSError:
+            self._server.close()
         self._thread.join(5)
 
 
@@ -451,6 +459,10 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
     signing_secret = env.get("SLACK_SIGNING_SECRET")
     if not app_token and not signing_secret:
         raise UserError("HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)")
+    # Importing the Kubernetes client and reading the kubeconfig took the first command after a restart
+    # about 0.6 s (bench/startup_bench.py). Done before the listeners start, so readiness (and the Socket
+    # Mode connection, which is when Slack starts sending) means no command pays for it. No request is sent.
+    runtime.backends.prepare_kube()
     bot = SvcBot(runtime, client, signing_secret, socket_mode=bool(app_token))
     poster_holder.append(bot.poster)
     health = Health(catalog_loaded=True)
@@ -474,9 +486,6 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
         interval=min(BACKGROUND_INTERVAL, EXPIRY_SWEEP_INTERVAL), expiry_every=EXPIRY_SWEEP_INTERVAL,
     ).start()
     metrics.SLACK_CONNECTED.set_function(lambda: 1.0 if health.slack_up() else 0.0)
-    # Importing the Kubernetes client and reading the kubeconfig took the first command after a restart
-    # about 0.6 s (bench/startup_bench.py); do it now, off the ack path, instead.
-    threading.Thread(target=runtime.backends.prepare_kube, name="svc-prepare", daemon=True).start()
     log.info("svcbot.started", mode="socket" if app_token else "http",
              port=running.events_server.port if running.events_server else None,
              health_port=running.health_server.port)
