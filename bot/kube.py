@@ -175,8 +175,9 @@ class KubeClient:
     def prepare(self) -> None:
         """Load the kubeconfig and build the API classes the read verbs use, without a request: done at
         start-up in the background, so the first command after a restart does not pay for it."""
-        for kind in ("AppsV1Api", "CoreV1Api", "CoordinationV1Api"):
-            self._api(kind)
+        self._api("AppsV1Api")
+        self._api("CoreV1Api")
+        self._api("CoordinationV1Api")
 
     @property
     def prepared(self) -> bool:

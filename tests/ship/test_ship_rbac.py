@@ -218,22 +218,28 @@ def env_of(line: str) -> str:
     return words[2] if len(words) > 2 else "prod"
 
 
-def cancel_a_running_deploy(runtime: Any, sets: list[set[tuple[str, str, str, str]]], user: str) -> None:
-    """Start CANCELLED_DEPLOY in a thread, wait until its first Job exists, cancel it by its request id."""
-    worker = threading.Thread(target=runtime.dispatcher.execute, args=(CANCELLED_DEPLOY, user),
-                              kwargs={"source": "terminal"}, daemon=True)
-    worker.start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(("batch", "jobs", "", "create") in s for s in sets):
-        time.sleep(0.02)
-    request_id = ""
-    while time.monotonic() < deadline and not request_id:
-        history = runtime.dispatcher.execute("history payment dev", user, source="terminal")
-        request_id = next((entry.request_id for entry in getattr(history, "entries", ())
-                           if entry.outcome == "RUNNING" and entry.request_id), "")
-    if request_id:
-        runtime.dispatcher.execute(f"cancel {request_id}", user, source="terminal")
-    worker.join(timeout=30)
+def cancel_a_running_deploy(runtime: Any, user: str, stack: Any) -> None:
+    """Start CANCELLED_DEPLOY in a thread and cancel it by its request id while its first Job runs.
+
+    The sandbox runs at real time meanwhile: a Job takes 40 ms at the module's time scale, too short a window
+    to cancel in on a busy machine (a cancel that comes after the Job ended deletes nothing); at real time it
+    runs 2 s, and the step sees the cancel while it waits for the Job, and deletes it."""
+    scale, stack.kube.time_scale = stack.kube.time_scale, 1.0
+    try:
+        worker = threading.Thread(target=runtime.dispatcher.execute, args=(CANCELLED_DEPLOY, user),
+                                  kwargs={"source": "terminal"}, daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 20
+        request_id = ""
+        while time.monotonic() < deadline and not request_id:
+            history = runtime.dispatcher.execute("history payment dev", user, source="terminal")
+            request_id = next((entry.request_id for entry in getattr(history, "entries", ())
+                               if entry.outcome == "RUNNING" and entry.request_id), "")
+        if request_id:
+            runtime.dispatcher.execute(f"cancel {request_id}", user, source="terminal")
+        worker.join(timeout=30)
+    finally:
+        stack.kube.time_scale = scale
 
 
 @pytest.fixture(name="served_run", scope="module")
@@ -267,7 +273,7 @@ def _served_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[ApiCal
                         runtime.dispatcher.execute(line, user, source="terminal")
                         wait_quiet(sets)
                 if "cancel" in known:
-                    cancel_a_running_deploy(runtime, sets, actor(runtime.catalog, "deploy", "dev") or "U0NOBODY")
+                    cancel_a_running_deploy(runtime, actor(runtime.catalog, "deploy", "dev") or "U0NOBODY", stack)
                     wait_quiet(sets)
             finally:
                 runtime.close()
