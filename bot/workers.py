@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
@@ -72,12 +73,12 @@ class WorkerPool:
 
     def shutdown(self, grace: float = 10.0) -> bool:
         """Let queued and running commands finish for up to `grace` seconds; True if all did."""
+        deadline = time.monotonic() + grace
         for _ in self._threads:
             try:
-                self._queue.put(None, timeout=grace)
+                self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
             except queue.Full:
                 return False
-        per_thread = grace / max(1, len(self._threads))
-        for thread in self._threads:
-            thread.join(per_thread)
+        for thread in self._threads:  # one deadline for all: each running command gets the whole grace
+            thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in self._threads)
