@@ -89,6 +89,7 @@ class AckTracker:
                     return
                 self._changed.wait(wait)
 
+
 TRACKER = AckTracker()
 begin = TRACKER.begin
 end = TRACKER.end

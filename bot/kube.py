@@ -174,7 +174,7 @@ class KubeClient:
 
     def prepare(self) -> None:
         """Load the kubeconfig and build the API classes the read verbs use, without a request: done at
-        start-up in the background, so the first command after a restart does not pay for it."""
+        start-up (bot/app.py), so the first command after a restart does not pay for it."""
         self._api("AppsV1Api")
         self._api("CoreV1Api")
         self._api("CoordinationV1Api")

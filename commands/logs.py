@@ -12,7 +12,7 @@ import argparse
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from bot import logql
@@ -112,14 +112,6 @@ def explore_link(catalog: Catalog, query: str, start_ns: int, end_ns: int) -> st
     return logql.explore_url(config.grafana_url, config.datasource_uid, query, start_ns, end_ns)
 
 
-def in_parallel(lane: str, deadline: float, *calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls at once on `lane` (each in a copy of this context, for the log fields); results in
-    order. A result is the call's value, or the BotError it raised (DeadlineExceeded past `deadline`);
-    anything else is raised here."""
-    results = gather(dict(enumerate(calls)), deadline, lane_of=lane)
-    return [results[index] for index in range(len(calls))]
-
-
 def log_line(timestamp_ns: int, line: str, labels: Mapping[str, str], service_label: str,
              patterns: Sequence[str]) -> LogLine:
     """One entry as shown: level, message and trace id from a JSON line; a line that is not JSON as it
@@ -195,13 +187,13 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     start_ns = end_ns - since_seconds * 1_000_000_000
     # Buckets end at `end`, counting back: bucket i covers (end - (buckets-i)*step, end - (buckets-1-i)*step].
     first_end_ns = end_ns - (buckets - 1) * step * 1_000_000_000
-    streams, matrix = in_parallel(
-        loki.lane, deadline,
-        lambda: loki.query_range(query, start_ns=start_ns, end_ns=end_ns, limit=limit, direction="backward",
-                                 deadline=deadline),
-        lambda: loki.metric_range(logql.level_count_query(search, step), start_ns=first_end_ns, end_ns=end_ns,
-                                  step_seconds=step, deadline=deadline),
-    )
+    answers: dict[str, Any] = gather({  # each a value or the BotError it raised
+        "streams": lambda: loki.query_range(query, start_ns=start_ns, end_ns=end_ns, limit=limit,
+                                           direction="backward", deadline=deadline),
+        "matrix": lambda: loki.metric_range(logql.level_count_query(search, step), start_ns=first_end_ns,
+                                            end_ns=end_ns, step_seconds=step, deadline=deadline),
+    }, deadline, lane_of=loki.lane)
+    streams, matrix = answers["streams"], answers["matrix"]
     if isinstance(streams, BotError):
         raise streams
     patterns = catalog.secrets.key_patterns

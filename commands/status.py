@@ -225,27 +225,25 @@ def _fetch_environments(invocation: Invocation, env_names: Sequence[str], *, dep
     """
     catalog = invocation.catalog
     fetched: dict[str, dict[str, Any]] = {env: {} for env in env_names}
-    fanout: Fanout[tuple[str, str, int]] = Fanout(deadline)  # (env, kind, round)
-    places: dict[str, tuple[KubeClient, str, str]] = {}  # env -> (client, cluster, namespace)
-    asked: dict[str, tuple[str | None, int]] = {}  # env -> (selector, round) of the replica sets and pods that count
+    fanout: Fanout[tuple[str, str, str | None]] = Fanout(deadline)  # (env, kind, selector for the lists)
+    clients: dict[str, KubeClient] = {}
+    asked: dict[str, str | None] = {}  # env -> the selector whose replica sets and pods count
 
     def by_selector(env: str, selector: str | None) -> None:
-        kube, _cluster, namespace = places[env]
-        round_ = asked[env][1] + 1 if env in asked else 0
-        asked[env] = (selector, round_)
-        fanout.submit(kube.lane, (env, "replicasets", round_),
+        kube, namespace = clients[env], catalog.environment(env).namespace
+        asked[env] = selector
+        fanout.submit(kube.lane, (env, "replicasets", selector),
                       bind(kube.list_replicasets, namespace, selector, deadline=deadline))
-        fanout.submit(kube.lane, (env, "pods", round_), bind(kube.list_pods, namespace, selector, deadline=deadline))
+        fanout.submit(kube.lane, (env, "pods", selector), bind(kube.list_pods, namespace, selector, deadline=deadline))
 
     for env in env_names:
         environment = catalog.environment(env)
         try:
-            kube = invocation.backends.kube(environment.cluster)
+            kube = clients[env] = invocation.backends.kube(environment.cluster)
         except BotError as exc:
             fetched[env]["deployment"] = exc
             continue
         namespace = environment.namespace
-        places[env] = (kube, environment.cluster, namespace)
         first: dict[str, Callable[[], Any]] = {
             "deployment": bind(kube.read_deployment, namespace, deployment_name, deadline=deadline),
             "lease": _optional(bind(kube.read_lease, namespace, lock_name, deadline=deadline)),
@@ -254,22 +252,22 @@ def _fetch_environments(invocation: Invocation, env_names: Sequence[str], *, dep
             first["events"] = bind(kube.list_events, namespace, "type=Warning", deadline=deadline)
             first["hpas"] = bind(kube.list_hpas, namespace, deadline=deadline)
         for kind, call in first.items():
-            fanout.submit(kube.lane, (env, kind, 0), call)
+            fanout.submit(kube.lane, (env, kind, None), call)
         known = _known_selector(environment.cluster, namespace, deployment_name)
         if known is not None:
             by_selector(env, known)
 
-    for (env, kind, round_), result in fanout:
-        if kind in ("replicasets", "pods") and round_ != asked[env][1]:
+    for (env, kind, selector), result in fanout:
+        if kind in ("replicasets", "pods") and selector != asked[env]:
             continue  # asked by a selector the deployment no longer has
         fetched[env][kind] = result
         if kind != "deployment" or isinstance(result, BotError):
             continue
-        _kube, cluster, namespace = places[env]
-        selector = selector_string(result)
-        _remember_selector(cluster, namespace, deployment_name, selector)
-        if env not in asked or asked[env][0] != selector:  # not asked yet, or the deployment was re-created
-            by_selector(env, selector)
+        environment = catalog.environment(env)
+        current = selector_string(result)
+        _remember_selector(environment.cluster, environment.namespace, deployment_name, current)
+        if env not in asked or asked[env] != current:  # not asked yet, or the deployment was re-created
+            by_selector(env, current)
     return fetched
 
 
