@@ -219,17 +219,27 @@ def env_of(line: str) -> str:
 
 
 def cancel_a_running_deploy(runtime: Any, user: str, stack: Any) -> None:
-    """Start CANCELLED_DEPLOY in a thread and cancel it by its request id while its first Job runs.
+    """Start CANCELLED_DEPLOY in a thread, wait until its first Job exists, and cancel it by its request id
+    while the Job runs (a cancel before the Job exists deletes nothing either).
 
     The sandbox runs at real time meanwhile: a Job takes 40 ms at the module's time scale, too short a window
     to cancel in on a busy machine (a cancel that comes after the Job ended deletes nothing); at real time it
     runs 2 s, and the step sees the cancel while it waits for the Job, and deletes it."""
+    dev = stack.kube.cluster(runtime.catalog.environment("dev").cluster)
     scale, stack.kube.time_scale = stack.kube.time_scale, 1.0
+    dev.requests.clear()  # the cluster's request log (the served set, compared below, stays)
+
+    def job_created() -> bool:
+        return any(method == "POST" and path.split("?")[0].endswith("/jobs")
+                   for method, path, _code in list(dev.requests))
+
     try:
         worker = threading.Thread(target=runtime.dispatcher.execute, args=(CANCELLED_DEPLOY, user),
                                   kwargs={"source": "terminal"}, daemon=True)
         worker.start()
         deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not job_created():
+            time.sleep(0.02)
         request_id = ""
         while time.monotonic() < deadline and not request_id:
             history = runtime.dispatcher.execute("history payment dev", user, source="terminal")
