@@ -104,7 +104,7 @@ def main() -> int:
         return 0
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from bot.logging import configure  # noqa: PLC0415 - after the path is set
+    from bot.core.logging import configure  # noqa: PLC0415 - after the path is set
 
     configure(json=True, level="WARNING")  # figures on stdout, not one log line per command
     started = dt.datetime.now(dt.UTC)

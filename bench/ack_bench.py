@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--queue-limit", type=int, default=256)
     parser.add_argument("--drop", action="store_true", help="also cut the Socket Mode connection (slow)")
     options = parser.parse_args()
-    from bot.logging import configure  # noqa: PLC0415
+    from bot.core.logging import configure  # noqa: PLC0415
 
     configure(json=True, level="WARNING")
     run(options.commands, options.clients, options.stall, options.workers, options.queue_limit, options.drop)

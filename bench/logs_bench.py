@@ -25,8 +25,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import logql  # noqa: E402
-from bot.catalog import DEFAULT_SECRET_KEY_PATTERNS  # noqa: E402
+from bot.core.catalog import DEFAULT_SECRET_KEY_PATTERNS  # noqa: E402
+from bot.insight import logql  # noqa: E402
 from bot.render import slack  # noqa: E402
 from bot.render import text as text_render  # noqa: E402
 from bot.render.views import to_document  # noqa: E402

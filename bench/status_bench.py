@@ -28,7 +28,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from bot.logging import configure as configure_logging
+from bot.core.logging import configure as configure_logging
 from bot.replies.status import StatusAllReply, StatusReply
 from bot.runtime import build_runtime
 from sandbox.stack import SandboxStack

@@ -10,9 +10,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import dbcli
-from bot import logging as bot_logging
-from bot.errors import CatalogError, UsageError
+from bot.core import logging as bot_logging
+from bot.core.errors import CatalogError, UsageError
+from bot.terminal import db as dbcli
 
 DESCRIPTION = """svcbot: Slack ChatOps for microservices on Kubernetes with Grafana Loki.
 
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from bot.catalog import load_catalog  # noqa: PLC0415
+    from bot.core.catalog import load_catalog  # noqa: PLC0415
     from bot.runtime import catalog_path  # noqa: PLC0415
 
     path = catalog_path(args.catalog)
@@ -89,8 +89,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _user(catalog_args: argparse.Namespace, runtime_catalog: object) -> str:
-    from bot import shell  # noqa: PLC0415
-    from bot.catalog import Catalog  # noqa: PLC0415
+    from bot.core.catalog import Catalog  # noqa: PLC0415
+    from bot.terminal import shell  # noqa: PLC0415
 
     assert isinstance(runtime_catalog, Catalog)
     if catalog_args.as_user:
@@ -99,8 +99,8 @@ def _user(catalog_args: argparse.Namespace, runtime_catalog: object) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bot import shell  # noqa: PLC0415
     from bot.runtime import build_runtime, catalog_path  # noqa: PLC0415
+    from bot.terminal import shell  # noqa: PLC0415
 
     runtime = build_runtime(catalog_path(args.catalog))
     try:
@@ -110,8 +110,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from bot import shell  # noqa: PLC0415
     from bot.runtime import build_runtime, catalog_path  # noqa: PLC0415
+    from bot.terminal import shell  # noqa: PLC0415
 
     runtime = build_runtime(catalog_path(args.catalog))
     try:
@@ -122,8 +122,8 @@ def _shell(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bot import app  # noqa: PLC0415
     from bot.runtime import catalog_path  # noqa: PLC0415
+    from bot.slack import app  # noqa: PLC0415
 
     return app.serve(catalog_path(args.catalog), host=args.host, port=args.port, health_port=args.health_port)
 
@@ -157,8 +157,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import tempfile  # noqa: PLC0415
 
-    from bot import shell  # noqa: PLC0415
     from bot.runtime import build_runtime  # noqa: PLC0415
+    from bot.terminal import shell  # noqa: PLC0415
     from sandbox.stack import SandboxStack  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="svcbot-demo-") as scratch:

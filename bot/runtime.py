@@ -6,11 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.backends import Backends
-from bot.catalog import Catalog, load_catalog
-from bot.dispatch import Dispatcher
-from bot.errors import CatalogError
-from bot.policy import GroupResolver, Policy
+from bot.clients.backends import Backends
+from bot.core.catalog import Catalog, load_catalog
+from bot.core.errors import CatalogError
+from bot.core.policy import GroupResolver, Policy
+from bot.dispatch.dispatcher import Dispatcher
 
 
 def catalog_path(explicit: str | None = None) -> Path:

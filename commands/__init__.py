@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.command import Command
+from bot.dispatch.command import Command
 from commands import approve as approve_command
 from commands import cancel as cancel_command
 from commands import deploy as deploy_command

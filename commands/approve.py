@@ -14,13 +14,13 @@ import dataclasses
 import re
 import time
 
-from bot import approvals
-from bot.command import Command, CommandParser, Invocation
-from bot.errors import BackendError, Conflict, UsageError
-from bot.pipeline import Plan, TerminalSink
+from bot.core.errors import BackendError, Conflict, UsageError
+from bot.deploys import approvals
+from bot.deploys.pipeline import Plan, TerminalSink
+from bot.deploys.store import State
+from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.replies.approvals import ApprovalReply
-from bot.reply import Outcome, Reply
-from bot.store import State
+from bot.replies.base import Outcome, Reply
 from commands.deploy import current_image, run_reply
 
 USAGE = "/svc approve <id>"

@@ -14,13 +14,13 @@ import argparse
 import re
 import time
 
-from bot import approvals
-from bot.command import Command, CommandParser, Invocation
-from bot.errors import Forbidden, UsageError, UserError
+from bot.core.errors import Forbidden, UsageError, UserError
+from bot.deploys import approvals
+from bot.deploys.store import RequestRecord, State
+from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.replies.approvals import WithdrawnReply
+from bot.replies.base import Reply
 from bot.replies.deploy import CancelReply
-from bot.reply import Reply
-from bot.store import RequestRecord, State
 
 USAGE = "/svc cancel <id>"
 _ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")

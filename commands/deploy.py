@@ -14,14 +14,14 @@ import argparse
 import dataclasses
 import time
 
-from bot.catalog import Approval
-from bot.command import Command, CommandParser, Invocation, service_in_env
-from bot.errors import BackendError, Conflict, UserError
-from bot.pipeline import Plan, TerminalSink, change_text, plan_deploy
+from bot.core.catalog import Approval
+from bot.core.errors import BackendError, Conflict, UserError
+from bot.deploys.pipeline import Plan, TerminalSink, change_text, plan_deploy
+from bot.deploys.store import BAD_ENDINGS, NewRequest, Snapshot, State, new_id
+from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
+from bot.insight.kube_facts import template_image
+from bot.replies.base import Outcome, Reply
 from bot.replies.deploy import DeployPendingReply, DeployPlanReply, DeployRunReply, PlanLine, RunStepFact
-from bot.reply import Outcome, Reply
-from bot.rollout import template_image
-from bot.store import BAD_ENDINGS, NewRequest, Snapshot, State, new_id
 
 USAGE = "/svc deploy <service> <env> <version> [--dry-run]"
 WAIT_MARGIN = 0.5  # seconds kept before the command deadline to answer when a run outlasts it

@@ -11,15 +11,15 @@ import argparse
 from dataclasses import replace
 from functools import partial
 
-from bot.catalog import Catalog
-from bot.command import Command, CommandParser, Invocation
-from bot.configdiff import KeyValue, compare, env_var_name, flatten, is_secret, required_variables, shown
-from bot.errors import BotError, UsageError, UserError
-from bot.fanout import Fanout
-from bot.liveconfig import LiveConfig, fetch_live_config, live_settings
-from bot.profiles import Profile, load_profile
+from bot.clients.lanes import Fanout
+from bot.core.catalog import Catalog
+from bot.core.errors import BotError, UsageError, UserError
+from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.insight.configdiff import KeyValue, compare, env_var_name, flatten, is_secret, required_variables, shown
+from bot.insight.liveconfig import LiveConfig, fetch_live_config, live_settings
+from bot.insight.profiles import Profile, load_profile
+from bot.replies.base import Reply
 from bot.replies.diff import DiffReply, Drift
-from bot.reply import Reply
 
 USAGE = "/svc diff <service> <envA> <envB> [--live]"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bot.command import Command, CommandParser, Invocation
-from bot.errors import UsageError
-from bot.reply import HelpReply, Reply, VerbHelp
+from bot.core.errors import UsageError
+from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.replies.base import HelpReply, Reply, VerbHelp
 
 USAGE = "/svc help [verb]"
 

@@ -12,14 +12,14 @@ import argparse
 import time
 from dataclasses import dataclass
 
-from bot import rollout
-from bot.catalog import Catalog
-from bot.command import Command, CommandParser, Invocation
-from bot.errors import BackendError, UsageError, UserError
-from bot.pipeline import workload_of
+from bot.core.catalog import Catalog
+from bot.core.errors import BackendError, UsageError, UserError
+from bot.deploys.pipeline import workload_of
+from bot.deploys.store import RequestRecord, RunRecord, State, Store
+from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.insight import kube_facts as rollout
+from bot.replies.base import Reply
 from bot.replies.deploy import HistoryEntry, HistoryReply
-from bot.reply import Reply
-from bot.store import RequestRecord, RunRecord, State, Store
 
 USAGE = "/svc history <service> [env] [--limit N]"
 DEFAULT_LIMIT = 15

@@ -3,7 +3,7 @@
 Two Loki queries run side by side: the lines (newest first, at most --limit) and the lines per level
 over the range (one metric query; every filter but --level, so the sparkline shows when the trouble
 started among all levels). The lines are what the user came for: if the count fails, the answer says
-why and still shows them. User text reaches LogQL only through bot.logql's string literals.
+why and still shows them. User text reaches LogQL only through bot.insight.logql's string literals.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from bot import logql
-from bot.catalog import Catalog
-from bot.command import Command, CommandParser, Invocation, service_in_env
-from bot.errors import BotError, UsageError, UserError
-from bot.fanout import gather
+from bot.clients.lanes import gather
+from bot.core.catalog import Catalog
+from bot.core.errors import BotError, UsageError, UserError
+from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
+from bot.insight import logql
+from bot.insight.secrets import MASK, is_secret_key, mask_text
+from bot.replies.base import Reply
 from bot.replies.logs import LevelSeries, LogLine, LogLookup, LogsReply
-from bot.reply import Reply
-from bot.secrets import MASK, is_secret_key, mask_text
 
 USAGE = "/svc logs <service> [env] [--since 15m] [--level L] [--grep TEXT] [--trace ID] [--limit N]"
 MAX_SINCE_SECONDS = 30 * 86_400

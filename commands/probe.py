@@ -13,10 +13,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bot.command import Command, CommandParser, Invocation, service_in_env
-from bot.errors import BotError
-from bot.fanout import gather
-from bot.probes import (
+from bot.clients.lanes import gather
+from bot.core.errors import BotError
+from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
+from bot.insight.kube_facts import (
+    container_named,
+    diagnose_pod,
+    owned_replicasets,
+    pods_of,
+    recent_warnings,
+    selector_string,
+)
+from bot.insight.probes import (
     Finding,
     ProbeSpec,
     container_probes,
@@ -28,16 +36,8 @@ from bot.probes import (
     startup_seconds,
     verdict,
 )
+from bot.replies.base import Reply
 from bot.replies.probe import HttpCheck, PodProbe, ProbeReply
-from bot.reply import Reply
-from bot.rollout import (
-    container_named,
-    diagnose_pod,
-    owned_replicasets,
-    pods_of,
-    recent_warnings,
-    selector_string,
-)
 from commands.status import answer_deadline, bind, unwrap
 
 USAGE = "/svc probe <service> [env]"
@@ -54,7 +54,7 @@ def build_parser() -> CommandParser:
 
 
 def _http_check(kind: str, response: Any, secret_keys: Sequence[str]) -> HttpCheck:
-    """From bot.kube's PodHttpResponse to the reply's facts (body cut and masked)."""
+    """From bot.clients.kube's PodHttpResponse to the reply's facts (body cut and masked)."""
     return HttpCheck(
         kind=kind, path=response.path, port=response.port, status=response.status, latency=response.latency,
         excerpt=excerpt(response.body, secret_keys=secret_keys), error=response.error,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import functools
 
-from bot import approvals
-from bot.command import Command, CommandParser, Invocation
+from bot.deploys import approvals
+from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.replies.approvals import ApprovalReply
-from bot.reply import Reply
+from bot.replies.base import Reply
 from commands.approve import request_id
 
 USAGE = "/svc reject <id> [reason]"

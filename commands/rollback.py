@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from bot.command import Command, CommandParser, Invocation, service_in_env
-from bot.errors import UsageError
-from bot.pipeline import ROLLBACK_TIMEOUT, plan_rollback
-from bot.reply import Reply
+from bot.core.errors import UsageError
+from bot.deploys.pipeline import ROLLBACK_TIMEOUT, plan_rollback
+from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
+from bot.replies.base import Reply
 from commands.deploy import current_image, launch, plan_reply
 
 USAGE = "/svc rollback <service> <env> [--to REVISION] [--dry-run]"

@@ -17,13 +17,11 @@ import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.catalog import Catalog
-from bot.command import Command, CommandParser, Invocation
-from bot.errors import BackendError, BotError, DeadlineExceeded, NotFound
-from bot.fanout import Fanout, gather
-from bot.replies.status import TONE_ORDER, EnvStatus, ServiceRow, StatusAllReply, StatusReply
-from bot.reply import Outcome, Reply, Tone
-from bot.rollout import (
+from bot.clients.lanes import Fanout, gather
+from bot.core.catalog import Catalog
+from bot.core.errors import BackendError, BotError, DeadlineExceeded, NotFound
+from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.insight.kube_facts import (
     deploy_lock,
     diagnose_pod,
     hpa_for,
@@ -41,9 +39,11 @@ from bot.rollout import (
     selector_string,
     template_image,
 )
+from bot.replies.base import Outcome, Reply, Tone
+from bot.replies.status import TONE_ORDER, EnvStatus, ServiceRow, StatusAllReply, StatusReply
 
 if TYPE_CHECKING:
-    from bot.kube import KubeClient
+    from bot.clients.kube import KubeClient
 
 USAGE = "/svc status <service|all> [env]"
 JSON = Mapping[str, Any]
@@ -70,7 +70,7 @@ def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
     return tuple(catalog.environments)
 
 
-# --- calls under one deadline (they run in parallel on the clusters' lanes, bot/fanout.py) --------------
+# --- calls under one deadline (they run in parallel on the clusters' lanes, bot/clients/lanes.py) --------------
 
 def answer_deadline(invocation: Invocation) -> float:
     """When backend calls must be done: a margin before the command's deadline, to still answer."""

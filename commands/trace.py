@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from bot import logql
-from bot.catalog import Catalog
-from bot.command import Command, CommandParser, Invocation
-from bot.errors import UsageError
+from bot.core.catalog import Catalog
+from bot.core.errors import UsageError
+from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.insight import logql
+from bot.replies.base import Reply
 from bot.replies.logs import LogLookup, TraceReply
-from bot.reply import Reply
 from commands.logs import answer_deadline, explore_link, log_line, loki_labels, parse_since, user_text
 
 USAGE = "/svc trace <trace-id> [env] [--since 1h]"

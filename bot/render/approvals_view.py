@@ -12,14 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from bot.insight.kube_facts import image_tag
 from bot.render.document import Button, Buttons, Code, Document, Element, Fields, Lines, Note, Paragraph
 from bot.render.views import to_document, view
 from bot.replies.approvals import ApprovalMessageReply, ApprovalReply, ConfigSummary, WithdrawnReply
+from bot.replies.base import Tone
 from bot.replies.deploy import PlanLine
-from bot.reply import Tone
-from bot.rollout import image_tag
 
-APPROVE_ACTION = "svc_approve"  # bot/app.py's ACTIONS map these to the verbs
+APPROVE_ACTION = "svc_approve"  # bot/slack/app.py's ACTIONS map these to the verbs
 REJECT_ACTION = "svc_reject"
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from bot.insight.kube_facts import human_age, image_tag
 from bot.render.approvals_view import approval_message_view
 from bot.render.document import Code, Document, Element, Fields, Heading, Lines, Note, Paragraph, Table
 from bot.render.views import view
 from bot.replies.approvals import ApprovalMessageReply
+from bot.replies.base import Tone
 from bot.replies.deploy import (
     CancelReply,
     DeployPendingReply,
@@ -15,8 +17,6 @@ from bot.replies.deploy import (
     HistoryReply,
     PlanLine,
 )
-from bot.reply import Tone
-from bot.rollout import human_age, image_tag
 
 STATE_TONES = {
     "SUCCEEDED": Tone.OK, "RUNNING": Tone.INFO, "APPROVED": Tone.INFO, "PENDING": Tone.INFO,

@@ -11,7 +11,7 @@ import json
 import re
 from typing import TypeVar
 
-from bot.configdiff import ConfigDiff, DiffValue, KeyChange, KeyValue
+from bot.insight.configdiff import ConfigDiff, DiffValue, KeyChange, KeyValue
 from bot.render import text as text_render
 from bot.render.document import (
     Attachment,
@@ -26,8 +26,8 @@ from bot.render.document import (
     Table,
 )
 from bot.render.views import view
+from bot.replies.base import Tone
 from bot.replies.diff import DiffReply, Drift
-from bot.reply import Tone
 
 SECTION_LIMIT = 15  # rows a group shows in a message
 VALUE_WIDTH = 60  # characters of a value in a message; the attached file shows `FILE_VALUE_WIDTH`

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.reply import Tone
+from bot.replies.base import Tone
 
 
 @dataclass(frozen=True)

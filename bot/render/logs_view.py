@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 
 from bot.render.document import Attachment, Code, Document, Element, Lines, Note, Paragraph, Table
 from bot.render.views import view
+from bot.replies.base import Tone
 from bot.replies.logs import LogLine, LogLookup, LogsReply, TraceReply
-from bot.reply import Tone
 
 SHOWN_LINES = 30  # lines in a message; the rest go in the attached file
 MESSAGE_WIDTH = 140  # characters of a message shown in a chat line (the file has them whole)

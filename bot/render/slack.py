@@ -27,7 +27,7 @@ from bot.render.document import (
     Paragraph,
     Table,
 )
-from bot.reply import Tone
+from bot.replies.base import Tone
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000

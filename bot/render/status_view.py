@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from bot.insight.kube_facts import DeployLock, EventLine, HpaSummary, RolloutState, human_age
 from bot.render.document import Document, Element, Fields, Heading, Lines, Note, Paragraph, Table
 from bot.render.text import MARKERS
 from bot.render.views import view
+from bot.replies.base import Tone
 from bot.replies.status import EnvStatus, StatusAllReply, StatusReply
-from bot.reply import Tone
-from bot.rollout import DeployLock, EventLine, HpaSummary, RolloutState, human_age
 
 BAR_WIDTH = 10
 MAX_PROBLEM_LINES = 12

@@ -18,7 +18,7 @@ from bot.render.document import (
     Paragraph,
     Table,
 )
-from bot.reply import Tone
+from bot.replies.base import Tone
 
 MARKERS = {Tone.OK: "✓", Tone.WARN: "!", Tone.BAD: "✗", Tone.INFO: "·", Tone.UNKNOWN: "?"}
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from bot.render.document import Document, Element, Heading, Lines, Note, Paragraph, Table
-from bot.reply import HelpReply, Message, Reply
+from bot.replies.base import HelpReply, Message, Reply
 
 R = TypeVar("R", bound=Reply)
 View = Callable[[Any], Document]

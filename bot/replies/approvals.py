@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot.replies.base import Reply
 from bot.replies.deploy import CancelReply, DeployRunReply, PlanLine
-from bot.reply import Reply
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Replies of /svc diff: two configurations compared (bot/render/diff_view.py lays them out).
 
-Values arrive here already masked (bot.configdiff returns `DiffValue(text=None)` for secrets), so a
+Values arrive here already masked (bot.insight.configdiff returns `DiffValue(text=None)` for secrets), so a
 reply never holds a secret and no view can show one.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.configdiff import ConfigDiff, KeyValue
-from bot.reply import Reply
+from bot.insight.configdiff import ConfigDiff, KeyValue
+from bot.replies.base import Reply
 
 
 @dataclass(frozen=True)

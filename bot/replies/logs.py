@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.reply import Reply
+from bot.replies.base import Reply
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.probes import DependencyCheck, Finding, ProbeSpec, Verdict
-from bot.reply import Reply
-from bot.rollout import EventLine
+from bot.insight.kube_facts import EventLine
+from bot.insight.probes import DependencyCheck, Finding, ProbeSpec, Verdict
+from bot.replies.base import Reply
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.reply import Reply, Tone
-from bot.rollout import DeployLock, EventLine, HpaSummary, PodDiagnosis, RolloutState
+from bot.insight.kube_facts import DeployLock, EventLine, HpaSummary, PodDiagnosis, RolloutState
+from bot.replies.base import Reply, Tone
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from bot import app as bot_app
-from bot.pipeline import RunSettings
+from bot.deploys.pipeline import RunSettings
+from bot.deploys.store import FINAL, RequestRecord, State, Store
 from bot.runtime import build_runtime
-from bot.store import FINAL, RequestRecord, State, Store
+from bot.slack import app as bot_app
 from sandbox.slack import SlackSandbox
 from sandbox.slack import payloads as slack_payloads
 from sandbox.stack import SandboxStack

@@ -9,7 +9,7 @@ import json
 import yaml
 from approval_world import CAROL, ApprovalWorld, wait_until, write_catalog
 
-from bot.store import State
+from bot.deploys.store import State
 
 
 def test_restart_between_request_and_approval_runs_the_stored_plan(world: ApprovalWorld) -> None:

@@ -1,4 +1,4 @@
-"""The decision logic of bot/approvals.py on a real store (two connections standing in for two replicas):
+"""The decision logic of bot/deploys/approvals.py on a real store (two connections standing in for two replicas):
 unique votes, quorum, self-approval, Slack user groups, expiry inside the update, the sweep; and the
 commands and views around it, without a cluster."""
 
@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from bot import approvals
-from bot.catalog import Catalog, load_catalog
-from bot.errors import Conflict, Forbidden, UserError
-from bot.pipeline import plan_deploy
-from bot.policy import Policy
+from bot.core.catalog import Catalog, load_catalog
+from bot.core.errors import Conflict, Forbidden, UserError
+from bot.core.policy import Policy
+from bot.deploys import approvals
+from bot.deploys.pipeline import plan_deploy
+from bot.deploys.store import NewRequest, RequestRecord, State, Store
 from bot.render import slack as slack_render
 from bot.render.views import to_document
 from bot.replies.approvals import ApprovalReply, WithdrawnReply
 from bot.runtime import build_runtime
-from bot.shell import render_reply
-from bot.store import NewRequest, RequestRecord, State, Store
+from bot.terminal.shell import render_reply
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = f"""
@@ -282,7 +282,7 @@ class TestMessage:
 
 
 def _secret_values(catalog: Catalog) -> list[str]:
-    from bot.profiles import load_profile  # noqa: PLC0415
+    from bot.insight.profiles import load_profile  # noqa: PLC0415
 
     values: list[str] = []
 

@@ -10,7 +10,7 @@ import pytest
 from approval_world import CAROL, ERIN, ApprovalWorld, wait_until
 from postgres_support import postgres_schema
 
-from bot.store import State
+from bot.deploys.store import State
 
 CLICKS = 20
 

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import pytest
 from approval_world import ALICE, BOB, CAROL, DAVE, ERIN, RUN_SETTINGS, ApprovalWorld
 
-from bot import approvals
-from bot.pipeline import Plan
+from bot.deploys import approvals
+from bot.deploys.pipeline import Plan
+from bot.deploys.store import State
 from bot.replies.approvals import ApprovalReply
+from bot.replies.base import Outcome, Reply
 from bot.replies.deploy import DeployPendingReply
-from bot.reply import Outcome, Reply
 from bot.runtime import Runtime, build_runtime
-from bot.shell import render_reply
-from bot.store import State
+from bot.terminal.shell import render_reply
 
 
 @pytest.fixture(name="runtime")

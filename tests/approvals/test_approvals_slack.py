@@ -19,8 +19,8 @@ from approval_world import (
     wait_until,
 )
 
-from bot import app as bot_app
-from bot.store import State
+from bot.deploys.store import State
+from bot.slack import app as bot_app
 
 
 def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,9 +9,9 @@ import time
 
 from approval_world import ROOT, ApprovalWorld
 
+from bot.deploys.store import State
 from bot.replies.deploy import DeployPendingReply
 from bot.runtime import build_runtime
-from bot.store import State
 
 
 def svcbot_run(world: ApprovalWorld, text: str, who: str) -> subprocess.CompletedProcess[str]:

@@ -11,10 +11,10 @@ import yaml
 from deploy_fakes import EXECUTED, FAKE_KINDS, FAST, GATES, MemoryLocker
 from deploy_world import SANDBOX_SETTINGS, DeployWorld, sandbox_catalog
 
-from bot.catalog import Catalog, load_catalog
-from bot.pipeline import RunEngine
+from bot.core.catalog import Catalog, load_catalog
+from bot.deploys.pipeline import RunEngine
+from bot.deploys.store import Store
 from bot.runtime import build_runtime
-from bot.store import Store
 from sandbox.stack import SandboxStack
 
 LOCAL_CATALOG = """

@@ -6,10 +6,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from bot.errors import Conflict
-from bot.pipeline import Plan, PlannedStep, RunSettings
-from bot.steps.base import StepContext, StepFailed, StepKind, Workload
-from bot.store import NewRequest, State, Store
+from bot.core.errors import Conflict
+from bot.deploys.pipeline import Plan, PlannedStep, RunSettings
+from bot.deploys.steps.base import StepContext, StepFailed, StepKind, Workload
+from bot.deploys.store import NewRequest, State, Store
 
 FAST = RunSettings(heartbeat=0.05, lock_renew=0.1, poll=0.02, lease_duration=2, stale_after=1.0,
                    rollback_timeout=10.0)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.pipeline import RunSettings
-from bot.reply import Reply
+from bot.deploys.pipeline import RunSettings
+from bot.replies.base import Reply
 from bot.runtime import Runtime
 from sandbox.stack import SandboxStack
 

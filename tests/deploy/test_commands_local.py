@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.deploys.store import State, Store
 from bot.render.slack import render as slack_render
 from bot.render.views import to_document
+from bot.replies.base import Message, Outcome, Reply
 from bot.replies.deploy import CancelReply, DeployPendingReply, DeployPlanReply, HistoryReply
-from bot.reply import Message, Outcome, Reply
 from bot.runtime import Runtime, build_runtime
-from bot.shell import render_reply
-from bot.store import State, Store
+from bot.terminal.shell import render_reply
 
 
 @pytest.fixture(name="runtime")

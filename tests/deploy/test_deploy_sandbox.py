@@ -14,17 +14,17 @@ from collections.abc import Callable
 import pytest
 from deploy_world import DeployWorld
 
-from bot.errors import Conflict
-from bot.kube import DeployKube
-from bot.locks import LeaseLocker
-from bot.pipeline import RunEngine, plan_deploy
+from bot.clients.kube import DeployKube
+from bot.core.errors import Conflict
+from bot.deploys.locks import LeaseLocker
+from bot.deploys.pipeline import RunEngine, plan_deploy
+from bot.deploys.store import State, StepState, Store
+from bot.insight.kube_facts import deploy_lock
 from bot.render.slack import render as slack_render
 from bot.render.views import to_document
+from bot.replies.base import Message, Outcome
 from bot.replies.deploy import CancelReply, DeployPendingReply, DeployPlanReply, DeployRunReply, HistoryReply
-from bot.reply import Message, Outcome
-from bot.rollout import deploy_lock
-from bot.shell import render_reply, run_once
-from bot.store import State, StepState, Store
+from bot.terminal.shell import render_reply, run_once
 
 PAYMENT = "payment-api"
 

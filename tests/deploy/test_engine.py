@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from deploy_fakes import EXECUTED, GATES, MemoryLocker, RecordingSink, approved_request, fake_plan
 
-from bot.errors import Conflict
-from bot.pipeline import RunEngine, TerminalSink
-from bot.store import State, StepState, Store
+from bot.core.errors import Conflict
+from bot.deploys.pipeline import RunEngine, TerminalSink
+from bot.deploys.store import State, StepState, Store
 
 Engine = tuple[RunEngine, MemoryLocker]
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from deploy_world import SANDBOX_SETTINGS, DeployWorld
 
-from bot import app as bot_app
-from bot.store import State, Store
+from bot.deploys.store import State, Store
+from bot.slack import app as bot_app
 from sandbox.slack import SlackSandbox
 
 

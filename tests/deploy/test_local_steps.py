@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from deploy_fakes import WORKLOAD, MemoryLocker, approved_request
 
-from bot.catalog import Catalog
-from bot.pipeline import RunEngine, RunSettings, plan_deploy
-from bot.steps import KINDS
-from bot.steps.base import RunFacts, StepContext, StepFailed
-from bot.store import State, Store
+from bot.core.catalog import Catalog
+from bot.deploys.pipeline import RunEngine, RunSettings, plan_deploy
+from bot.deploys.steps import KINDS
+from bot.deploys.steps.base import RunFacts, StepContext, StepFailed
+from bot.deploys.store import State, Store
 
 
 def _context(workspace: Path) -> StepContext:

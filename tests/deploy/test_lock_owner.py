@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from deploy_world import DeployWorld
 
-from bot.errors import Conflict
-from bot.kube import DeployKube
-from bot.locks import ANNOTATION, LeaseLocker
-from bot.pipeline import plan_deploy
+from bot.clients.kube import DeployKube
+from bot.core.errors import Conflict
+from bot.deploys.locks import ANNOTATION, LeaseLocker
+from bot.deploys.pipeline import plan_deploy
 
 
 def test_same_run_other_process_is_refused(world: DeployWorld) -> None:

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.catalog import Catalog, Pipeline, Target, parse_catalog
-from bot.errors import NotFound, UsageError
-from bot.pipeline import (
+from bot.core.catalog import Catalog, Pipeline, Target, parse_catalog
+from bot.core.errors import NotFound, UsageError
+from bot.deploys.pipeline import (
     SAFE_VALUE,
     Plan,
     plan_deploy,

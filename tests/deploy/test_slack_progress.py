@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from deploy_world import SANDBOX_SETTINGS, DeployWorld
 
-from bot import app as bot_app
+from bot.slack import app as bot_app
 from sandbox.slack import SlackSandbox
 
 

@@ -16,8 +16,8 @@ import pytest
 from deploy_fakes import FAST
 from postgres_support import postgres_schema
 
-from bot.errors import BackendUnavailable, Conflict, NotFound
-from bot.store import (
+from bot.core.errors import BackendUnavailable, Conflict, NotFound
+from bot.deploys.store import (
     SCHEMA_VERSION,
     NewRequest,
     Owner,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from bot.render.slack import render as render_slack
 from bot.render.views import to_document
-from bot.reply import Reply
+from bot.replies.base import Reply
 from bot.runtime import Runtime, build_runtime
-from bot.shell import render_reply
+from bot.terminal.shell import render_reply
 
 CATALOG = """\
 settings: {default_env: prod, rate_limit: {per_user: 100000/min}}  # the property test runs hundreds
@@ -41,7 +41,7 @@ class Answer:
     """One command's reply with both renderings."""
 
     reply: Reply
-    text: str  # bot.shell.render_reply
+    text: str  # bot.terminal.shell.render_reply
     slack: str  # bot.render.slack.render(...) as JSON, the attached file included
 
     @property

@@ -1,4 +1,4 @@
-"""bot.configdiff: flattening, comparing, masking and relaxed binding, as pure functions."""
+"""bot.insight.configdiff: flattening, comparing, masking and relaxed binding, as pure functions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 import yaml
 
-from bot.configdiff import Reference, bind_env, compare, env_var_name, flatten
-from bot.errors import UserError
+from bot.core.errors import UserError
+from bot.insight.configdiff import Reference, bind_env, compare, env_var_name, flatten
 
 
 class TestFlatten:

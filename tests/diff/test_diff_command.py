@@ -9,9 +9,9 @@ from pathlib import Path
 
 from diff_world import World
 
-from bot.configdiff import ConfigDiff
+from bot.insight.configdiff import ConfigDiff
+from bot.replies.base import Message, Outcome
 from bot.replies.diff import DiffReply
-from bot.reply import Message, Outcome
 
 STAGING = """\
 payment:

@@ -9,8 +9,8 @@ import pytest
 from diff_world import World
 from live_api import LiveApi, serve_live_api, write_kubeconfig
 
+from bot.replies.base import Outcome
 from bot.replies.diff import DiffReply
-from bot.reply import Outcome
 
 STAGING_PROFILE = """\
 payment:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from diff_world import Answer, answer_for
 
+from bot.replies.base import Outcome
 from bot.replies.diff import DiffReply
-from bot.reply import Outcome
 from bot.runtime import Runtime, build_runtime
 from sandbox.kube import KubeSandbox
 

@@ -13,12 +13,12 @@ from diff_world import World, make_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.configdiff import compare, flatten
+from bot.insight.configdiff import compare, flatten
+from bot.insight.secrets import looks_secret_value
 from bot.render.slack import render as render_slack
 from bot.render.text import render as render_text
 from bot.render.views import to_document
 from bot.replies.diff import DiffReply, Drift
-from bot.secrets import looks_secret_value
 
 # Secret material uses upper case and digits; everything else the profiles hold is lower case and
 # short numbers, so a four-character piece of a secret can only appear in the output if it leaked.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from diff_world import Answer, answer_for
 
-from bot.configdiff import ConfigDiff
+from bot.insight.configdiff import ConfigDiff
 from bot.replies.diff import DiffReply
 from bot.runtime import Runtime, build_runtime
 from sandbox.stack import SandboxStack

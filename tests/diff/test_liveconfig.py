@@ -1,7 +1,7 @@
-"""bot.liveconfig: a deployment's JSON and its ConfigMaps -> the container's configuration, Secrets unread.
+"""bot.insight.liveconfig: a deployment's JSON and its ConfigMaps -> the container's configuration, Secrets unread.
 
 These tests use an in-memory reader at the project's own seam (the `ConfigReader` protocol that
-bot.kube.KubeClient satisfies); the sandbox test in test_diff_live.py goes over HTTP.
+bot.clients.kube.KubeClient satisfies); the sandbox test in test_diff_live.py goes over HTTP.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.configdiff import Reference
-from bot.errors import NotFound
-from bot.liveconfig import EnvValue, LiveConfig, MountedFile, live_settings, read_live_config
+from bot.core.errors import NotFound
+from bot.insight.configdiff import Reference
+from bot.insight.liveconfig import EnvValue, LiveConfig, MountedFile, live_settings, read_live_config
 
 
 class MemoryReader:

@@ -1,4 +1,4 @@
-"""bot.profiles: where profiles are looked for, and what a broken one says."""
+"""bot.insight.profiles: where profiles are looked for, and what a broken one says."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from diff_world import make_world
 
-from bot.errors import UserError
-from bot.profiles import load_profile, parse_profile, profile_pattern
+from bot.core.errors import UserError
+from bot.insight.profiles import load_profile, parse_profile, profile_pattern
 
 
 def test_empty_file_is_an_empty_profile() -> None:

@@ -1,4 +1,4 @@
-"""bot.secrets: which keys and values count as secret, digests, and masking free text."""
+"""bot.insight.secrets: which keys and values count as secret, digests, and masking free text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.secrets import MASK, digest, is_placeholder_only, is_secret_key, looks_secret_value, mask_text
+from bot.insight.secrets import MASK, digest, is_placeholder_only, is_secret_key, looks_secret_value, mask_text
 
 
 class TestIsSecretKey:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.catalog import load_catalog, parse_catalog, parse_duration
-from bot.errors import CatalogError, NotFound
+from bot.core.catalog import load_catalog, parse_catalog, parse_duration
+from bot.core.errors import CatalogError, NotFound
 
 
 @pytest.fixture(name="raw")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.backends import Backends
-from bot.catalog import Catalog, load_catalog
-from bot.command import Command, CommandParser, Invocation
-from bot.dispatch import Dispatcher, split_command_text
-from bot.errors import UsageError
-from bot.reply import HelpReply, Message, Outcome, Reply
-from bot.shell import render_reply, run_once
+from bot.clients.backends import Backends
+from bot.core.catalog import Catalog, load_catalog
+from bot.core.errors import UsageError
+from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.dispatch.dispatcher import Dispatcher, split_command_text
+from bot.replies.base import HelpReply, Message, Outcome, Reply
+from bot.terminal.shell import render_reply, run_once
 from commands import registry
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.catalog import Catalog, load_catalog, parse_catalog
-from bot.policy import Policy
+from bot.core.catalog import Catalog, load_catalog, parse_catalog
+from bot.core.policy import Policy
 
 
 @pytest.fixture(name="catalog")

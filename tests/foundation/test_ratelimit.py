@@ -6,12 +6,12 @@ from pathlib import Path
 
 import yaml
 
-from bot.backends import Backends
-from bot.catalog import parse_catalog
-from bot.command import Command, CommandParser
-from bot.dispatch import Dispatcher
-from bot.ratelimit import RateLimiter
-from bot.reply import Message, Outcome
+from bot.clients.backends import Backends
+from bot.core.catalog import parse_catalog
+from bot.core.ratelimit import RateLimiter
+from bot.dispatch.command import Command, CommandParser
+from bot.dispatch.dispatcher import Dispatcher
+from bot.replies.base import Message, Outcome
 from commands import registry
 
 

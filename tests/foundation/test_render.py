@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from bot.render import slack, text
 from bot.render.document import Code, Document, Fields, Heading, Lines, Note, Paragraph, Table
 from bot.render.views import to_document
-from bot.reply import Message, Tone
+from bot.replies.base import Message, Tone
 
 
 def section_texts(blocks: list[dict]) -> list[str]:

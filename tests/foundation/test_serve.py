@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.logging import MASK, mask_secrets
+from bot.core.logging import MASK, mask_secrets
 from sandbox.slack import SlackSandbox
 
 SECRET = "s3cr3t-signing-value"

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot import app as bot_app
-from bot.backends import Backends
-from bot.catalog import load_catalog
-from bot.command import Command, CommandParser, Invocation
-from bot.dispatch import Dispatcher
+from bot.clients.backends import Backends
+from bot.core.catalog import load_catalog
+from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.dispatch.dispatcher import Dispatcher
 from bot.render import slack as slack_render
 from bot.render.document import Button, Buttons, Document, Paragraph
-from bot.reply import Message, Reply
+from bot.replies.base import Message, Reply
 from bot.runtime import Runtime
-from bot.slackapi import Destination, SlackPoster, make_web_client
+from bot.slack import app as bot_app
+from bot.slack.webapi import Destination, SlackPoster, make_web_client
 from commands import registry
 from sandbox.slack import SlackSandbox, sign_request
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.errors import UsageError
+from bot.core.errors import UsageError
 from bot.runtime import build_runtime
-from bot.shell import Shell, default_user, resolve_as
+from bot.terminal.shell import Shell, default_user, resolve_as
 
 
 def catalog_file(example_catalog_path: Path, tmp_path: Path, allow_as: bool) -> Path:

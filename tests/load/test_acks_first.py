@@ -1,4 +1,4 @@
-"""bot/acks.py: command work steps aside while acks are in flight, and never for long."""
+"""bot/core/acks.py: command work steps aside while acks are in flight, and never for long."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from load_world import HttpBot
 
-from bot import acks
-from bot.acks import AckTracker
+from bot.core import acks
+from bot.core.acks import AckTracker
 
 
 def timed(call: object) -> float:

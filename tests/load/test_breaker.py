@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from load_world import BREAKER_OPEN, DEADLINE, NO_ANSWER, SLACK_MARGIN, HttpBot, wait_until
 
-from bot.breaker import CLOSED, OPEN
+from bot.clients.breaker import CLOSED, OPEN
 from sandbox.stack import SandboxStack
 
 PROD = 'backend="cluster prod"'

@@ -1,4 +1,4 @@
-"""bot/fanout.py: backend calls on long-lived per-backend lanes under one deadline."""
+"""bot/clients/lanes.py: backend calls on long-lived per-backend lanes under one deadline."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from bot import fanout
-from bot.errors import BackendUnavailable, DeadlineExceeded
-from bot.fanout import Fanout, gather
+from bot.clients import lanes as fanout
+from bot.clients.lanes import Fanout, gather
+from bot.core.errors import BackendUnavailable, DeadlineExceeded
 
 REQUEST = contextvars.ContextVar("request", default="")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.backends import Backends
-from bot.catalog import load_catalog
+from bot.clients.backends import Backends
+from bot.core.catalog import load_catalog
 from sandbox.stack import SandboxStack
 
 

@@ -10,7 +10,7 @@ import pytest
 from load_world import DEADLINE, HttpBot, message_text, wait_until
 from structlog.testing import capture_logs
 
-from bot.store import State
+from bot.deploys.store import State
 from sandbox.slack import Call, SlackSandbox
 
 ALICE = "U0ALICE"  # on-call in the sandbox catalog: prod deploys need an approval

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from load_world import DEADLINE, NO_ANSWER, SLACK_MARGIN, http_get, message_text, wait_until
 
-from bot import acks
-from bot import app as bot_app
+from bot.core import acks
+from bot.slack import app as bot_app
 from sandbox.slack import SlackSandbox
 from sandbox.stack import SandboxStack
 
@@ -74,7 +74,7 @@ def test_stalled_backend_never_delays_the_ack(stack: SandboxStack, slack: SlackS
 
 def test_acks_are_counted_until_written(slack: SlackSandbox, socket_bot: bot_app.Running) -> None:
     """Every envelope counts as an ack in flight from its arrival until its ack is written (so command work
-    steps aside meanwhile, bot/acks.py), and none is left counted afterwards."""
+    steps aside meanwhile, bot/core/acks.py), and none is left counted afterwards."""
     seen: list[int] = []
 
     def count(next: Callable[[], object]) -> object:

@@ -11,9 +11,9 @@ import pytest
 import requests
 from logs_helpers import FixedAnswers
 
-from bot import loki as loki_module
-from bot.errors import BackendError, BackendUnavailable, BotError, DeadlineExceeded, UserError
-from bot.loki import LokiClient
+from bot.clients import loki as loki_module
+from bot.clients.loki import LokiClient
+from bot.core.errors import BackendError, BackendUnavailable, BotError, DeadlineExceeded, UserError
 from sandbox.loki import LokiSandbox
 
 STAGING_ORDERS = '{namespace="staging", app="orders"} | json'

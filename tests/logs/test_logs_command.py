@@ -12,10 +12,10 @@ import pytest
 
 from bot.render import slack
 from bot.render.views import to_document
+from bot.replies.base import Message, Outcome
 from bot.replies.logs import LogsReply
-from bot.reply import Message, Outcome
 from bot.runtime import Runtime
-from bot.shell import render_reply
+from bot.terminal.shell import render_reply
 from sandbox.loki import LokiSandbox
 from sandbox.seed.logs import PROD_DECLINED_TRACE_ID, SECRET_API_KEY, SECRET_PASSWORD
 

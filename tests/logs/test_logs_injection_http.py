@@ -9,8 +9,8 @@ import time
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot import logql
-from bot.loki import LokiClient
+from bot.clients.loki import LokiClient
+from bot.insight import logql
 from sandbox.loki import LokiSandbox
 
 _counter = itertools.count()

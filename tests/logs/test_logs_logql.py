@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bot import logql
+from bot.insight import logql
 from sandbox import logql_engine as engine
 
 SEARCH = logql.LogSearch(namespace_label="namespace", namespace="prod", service_label="app",

@@ -11,10 +11,10 @@ import pytest
 
 from bot.render import slack
 from bot.render.views import to_document
+from bot.replies.base import Message, Outcome
 from bot.replies.logs import TraceReply
-from bot.reply import Message, Outcome
 from bot.runtime import Runtime
-from bot.shell import render_reply
+from bot.terminal.shell import render_reply
 from sandbox.loki import LokiSandbox
 from sandbox.seed.logs import PROD_DECLINED_TRACE_ID, STAGING_FAILED_TRACE_ID
 

@@ -20,11 +20,11 @@ import threading
 import time
 from typing import Any
 
-from bot import logging as bot_logging
-from bot.background import BackgroundWork, expiry_job, recovery_job
-from bot.pipeline import Plan, PlannedStep, RunEngine, RunSettings
-from bot.steps.base import StepContext, StepKind, Workload
-from bot.store import NewRequest, State, StepSpec, Store
+from bot.core import logging as bot_logging
+from bot.deploys.background import BackgroundWork, expiry_job, recovery_job
+from bot.deploys.pipeline import Plan, PlannedStep, RunEngine, RunSettings
+from bot.deploys.steps.base import StepContext, StepKind, Workload
+from bot.deploys.store import NewRequest, State, StepSpec, Store
 
 STEPS = [StepSpec("deploy", "hold", "hold until stopped")]
 WORKLOAD = Workload(service="payment", env="prod", cluster="local", namespace="prod", deployment="payment-api",

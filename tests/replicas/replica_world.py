@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.store import NewRequest, State, Store
+from bot.deploys.store import NewRequest, State, Store
 
 REPLICA = Path(__file__).resolve().parent / "replica.py"
 

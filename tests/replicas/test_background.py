@@ -11,9 +11,17 @@ import pytest
 from postgres_support import postgres_schema
 from replica_world import pending_request
 
-from bot.background import AdvisoryLockLeader, BackgroundWork, Job, SoleLeader, expiry_job, leadership_for, recovery_job
-from bot.errors import BackendUnavailable
-from bot.store import Owner, PostgresDatabase, State, StepSpec, Store
+from bot.core.errors import BackendUnavailable
+from bot.deploys.background import (
+    AdvisoryLockLeader,
+    BackgroundWork,
+    Job,
+    SoleLeader,
+    expiry_job,
+    leadership_for,
+    recovery_job,
+)
+from bot.deploys.store import Owner, PostgresDatabase, State, StepSpec, Store
 
 
 @pytest.fixture(name="sqlite_store")

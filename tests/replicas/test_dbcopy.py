@@ -14,7 +14,7 @@ from pathlib import Path
 from postgres_support import postgres_schema
 from replica_world import pending_request
 
-from bot.store import Owner, Snapshot, State, StepSpec, StepState, Store
+from bot.deploys.store import Owner, Snapshot, State, StepSpec, StepState, Store
 
 STEPS = [StepSpec("deploy", "set_image", "set image"), StepSpec("deploy", "wait_rollout", "wait")]
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from replica_world import pending_request
 
-from bot import rollout
-from bot.background import for_backends, lock_housekeeping_job
-from bot.errors import Conflict
-from bot.kube import DeployKube
-from bot.locks import LeaseLocker
-from bot.pipeline import Plan
+from bot.clients.kube import DeployKube
+from bot.core.errors import Conflict
+from bot.deploys.background import for_backends, lock_housekeeping_job
+from bot.deploys.locks import LeaseLocker
+from bot.deploys.pipeline import Plan
+from bot.deploys.steps.base import Workload
+from bot.deploys.store import Owner, State, StepSpec, Store
+from bot.insight import kube_facts as rollout
 from bot.runtime import Runtime, build_runtime
-from bot.steps.base import Workload
-from bot.store import Owner, State, StepSpec, Store
 from sandbox.stack import SandboxStack
 
 

@@ -13,7 +13,7 @@ import pytest
 from postgres_support import postgres_schema
 from replica_world import Replica, pending_request
 
-from bot.store import State, Store
+from bot.deploys.store import State, Store
 
 STALE_AFTER = 1.5  # replica.py's --stale-after: seconds without a heartbeat before a run counts as dead
 INTERVAL = 0.2  # replica.py's --interval: seconds between background ticks

@@ -11,8 +11,8 @@ import pytest
 from postgres_support import postgres_base_url, postgres_schema
 from replica_world import pending_request
 
-from bot.errors import BackendUnavailable
-from bot.store import SCHEMA_VERSION, PostgresDatabase, State, Store, open_database, pyformat, schema_version
+from bot.core.errors import BackendUnavailable
+from bot.deploys.store import SCHEMA_VERSION, PostgresDatabase, State, Store, open_database, pyformat, schema_version
 
 
 @pytest.fixture(name="pg_store")

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
-from bot.catalog import load_catalog
+from bot.core.catalog import load_catalog
 from sandbox.kube import KubeSandbox
 from sandbox.stack import SandboxStack
 

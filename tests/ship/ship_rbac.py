@@ -3,7 +3,7 @@
 A call is what RBAC authorizes: (API group, resource, subresource, verb), e.g. ("", "pods", "proxy", "get")
 for a GET through the pod proxy, ("apps", "deployments", "", "watch") for a watch. Calls come from two
 places: the sandbox API server's record of what it served while every verb ran (`served`), and a reading
-of bot/kube.py's calls into the generated client (`calls_in_source`), which needs no sandbox.
+of bot/clients/kube.py's calls into the generated client (`calls_in_source`), which needs no sandbox.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def without_writes(rules: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
-# --- reading bot/kube.py ------------------------------------------------------------------------------
+# --- reading bot/clients/kube.py ------------------------------------------------------------------------------
 
 def call_for_method(api_class: str, method: str, *, watch: bool = False) -> ApiCall:
     """The RBAC check behind one generated-client method, e.g. AppsV1Api.patch_namespaced_deployment."""

@@ -95,7 +95,7 @@ def api_methods_for(python_name: str) -> tuple[str, ...]:
 
 def methods_in_source(paths: Iterable[Path]) -> frozenset[str]:
     """Web API methods named in the code: WebClient methods called as attributes or named as strings
-    (bot/slackapi.py dispatches through `_call("chat_postMessage", ...)`), and api_call("x.y") literals."""
+    (bot/slack/webapi.py dispatches through `_call("chat_postMessage", ...)`), and api_call("x.y") literals."""
     names = web_client_method_names()
     found: set[str] = set()
     for path in paths:

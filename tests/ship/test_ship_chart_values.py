@@ -10,7 +10,7 @@ import pytest
 import yaml
 from ship_chart import CHART, CI_VALUES, ROOT, default_values, load_yaml, merge_values, schema, values_with
 
-from bot.catalog import parse_catalog
+from bot.core.catalog import parse_catalog
 
 
 def problems(jsonschema_module: Any, values: dict[str, Any]) -> list[str]:

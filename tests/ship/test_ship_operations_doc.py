@@ -10,7 +10,7 @@ from prometheus_client import Counter
 from prometheus_client.metrics import MetricWrapperBase
 from ship_chart import CHART, ROOT
 
-from bot import metrics
+from bot.core import metrics
 
 DOC = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 
@@ -25,9 +25,9 @@ def exported_metric_names() -> list[str]:
 
 
 def test_every_metric_is_documented() -> None:
-    """Each metric bot/metrics.py defines appears in the metrics table under its exported name."""
+    """Each metric bot/core/metrics.py defines appears in the metrics table under its exported name."""
     names = exported_metric_names()
-    assert names, "bot/metrics.py defines no metric"
+    assert names, "bot/core/metrics.py defines no metric"
     assert [name for name in names if f"`{name}" not in DOC] == []
 
 

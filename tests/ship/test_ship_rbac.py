@@ -1,5 +1,5 @@
 """The chart's Role allows exactly the Kubernetes API calls svcbot makes: compared with the calls in
-bot/kube.py's source, and with what the sandbox API server recorded while a script ran every verb."""
+bot/clients/kube.py's source, and with what the sandbox API server recorded while a script ran every verb."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from ship_rbac import (
     without_writes,
 )
 
-from bot.catalog import Catalog
+from bot.core.catalog import Catalog
 from commands import registry
 
 NAMESPACE_RULES = template_rules("svcbot.namespaceRules")
-KUBE_MODULE = ROOT / "bot" / "kube.py"
+KUBE_MODULE = ROOT / "bot" / "clients" / "kube.py"
 
 # Every verb that talks to Kubernetes, on the sandbox's seed world (sandbox/seed): payment runs in dev,
 # staging and prod; 1.4.3 exists in the registry and is newer than what staging runs; staging and dev deploys
@@ -134,15 +134,15 @@ class TestComparison:
 
 class TestSource:
     def test_every_call_in_kube_py_is_allowed(self) -> None:
-        """Each generated-client call bot/kube.py makes is allowed by the chart's namespace Role."""
+        """Each generated-client call bot/clients/kube.py makes is allowed by the chart's namespace Role."""
         calls, problems = calls_in_source(KUBE_MODULE)
         assert problems == []
-        assert calls, "no Kubernetes call found in bot/kube.py"
+        assert calls, "no Kubernetes call found in bot/clients/kube.py"
         result = compare(calls, NAMESPACE_RULES)
         assert not result.missing, result.describe()
 
     def test_every_rule_is_used_by_kube_py(self) -> None:
-        """Each call the Role allows is one bot/kube.py makes: no access kept for code that does not exist."""
+        """Each call the Role allows is one bot/clients/kube.py makes: no access kept for code that does not exist."""
         calls, _ = calls_in_source(KUBE_MODULE)
         result = compare(calls, NAMESPACE_RULES)
         assert not result.unused, result.describe()

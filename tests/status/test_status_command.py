@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from bot.catalog import parse_catalog
-from bot.errors import NotFound
+from bot.core.catalog import parse_catalog
+from bot.core.errors import NotFound
 from commands import status as status_command
 
 

@@ -1,4 +1,4 @@
-"""bot/kube.py over HTTP: plain JSON back, errors in the project's words, retries, timeouts, no leaks."""
+"""bot/clients/kube.py over HTTP: plain JSON back, errors in the project's words, retries, timeouts, no leaks."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from status_objects import deployment
 from status_scripted import ScriptedApi
 
-from bot.catalog import Cluster
-from bot.errors import BackendUnavailable, BotError, Conflict, DeadlineExceeded, Forbidden, NotFound, UserError
-from bot.kube import KubeClient
+from bot.clients.kube import KubeClient
+from bot.core.catalog import Cluster
+from bot.core.errors import BackendUnavailable, BotError, Conflict, DeadlineExceeded, Forbidden, NotFound, UserError
 
 
 def prod_client() -> KubeClient:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from status_objects import container
 
-from bot.probes import (
+from bot.insight.probes import (
     container_probes,
     dependency_checks,
     excerpt,
@@ -19,7 +19,7 @@ from bot.probes import (
     probe_findings,
     verdict,
 )
-from bot.reply import Tone
+from bot.replies.base import Tone
 
 
 def http_probe(path: str, port: object = 8080, **timing: int) -> dict[str, object]:

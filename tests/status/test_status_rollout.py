@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from status_objects import NOW, deployment, event, hpa, lease, pod, replicaset, stamp
 
-from bot.rollout import (
+from bot.insight.kube_facts import (
     deploy_lock,
     diagnose_pod,
     hpa_for,

@@ -14,10 +14,10 @@ from kubernetes import config as k8s_config
 
 from bot.render import slack
 from bot.render.views import to_document
+from bot.replies.base import Message, Outcome, Tone
 from bot.replies.probe import ProbeReply
 from bot.replies.status import StatusAllReply, StatusReply
-from bot.reply import Message, Outcome, Tone
-from bot.shell import render_reply, run_once
+from bot.terminal.shell import render_reply, run_once
 
 Runtime = Any
 

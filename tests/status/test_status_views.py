@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from status_objects import NOW, deployment, event, hpa, lease, pod, replicaset, stamp
 
-from bot.probes import DependencyCheck, Finding, ProbeSpec, Verdict
+from bot.insight.probes import DependencyCheck, Finding, ProbeSpec, Verdict
 from bot.render import slack
 from bot.render.status_view import progress_bar
 from bot.render.views import to_document
+from bot.replies.base import Tone
 from bot.replies.probe import HttpCheck, PodProbe, ProbeReply
 from bot.replies.status import EnvStatus, ServiceRow, StatusAllReply, StatusReply
-from bot.reply import Tone
-from bot.shell import render_reply
+from bot.terminal.shell import render_reply
 from commands.status import env_status
 
 

@@ -1,0 +1,162 @@
+"""Backend clients, created lazily on first use so a down or misconfigured backend never stops the bot
+from starting or answering the verbs that do not need it.
+
+Each backend's section below is owned by its client module's author; commands reach clients only
+through here (`invocation.backends.<name>(...)`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bot.core.errors import BotError, NotFound
+
+if TYPE_CHECKING:
+    from bot.clients.kube import KubeClient
+    from bot.clients.loki import LokiClient
+    from bot.core.catalog import Catalog
+    from bot.deploys.pipeline import RunEngine, RunSettings
+    from bot.deploys.store import Store
+
+log = structlog.get_logger("svcbot.backends")
+
+
+class Backends:
+    """Holds the clients one process shares between commands (one per cluster, one Loki, one store)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._lock = threading.Lock()
+
+    # --- Kubernetes (bot/clients/kube.py) ------------------------------------------------------------------
+    # bot.clients.kube (and with it the kubernetes package) is imported on first use only: the layers that
+    # import this module must not depend on kubernetes, and verbs without a cluster start faster.
+
+    _kube_clients: dict[str, KubeClient] | None = None
+
+    def kube(self, cluster: str) -> KubeClient:
+        """The client for one catalog cluster, created on first use and shared by every command thread."""
+        from bot.clients.kube import KubeClient  # noqa: PLC0415 - see above
+
+        spec = self.catalog.clusters.get(cluster)
+        if spec is None:
+            raise NotFound(f"unknown cluster '{cluster}' (known: {', '.join(self.catalog.clusters)})")
+        with self._lock:
+            if self._kube_clients is None:
+                self._kube_clients = {}
+            client = self._kube_clients.get(cluster)
+            if client is None:
+                namespaces = {env.namespace: name for name, env in self.catalog.environments.items()
+                              if env.cluster == cluster}
+                client = self._kube_clients[cluster] = KubeClient(cluster, spec, namespaces)
+            return client
+
+    def kube_for_env(self, env: str) -> KubeClient:
+        """The client for the cluster an environment lives on (its namespace: catalog.environment(env))."""
+        return self.kube(self.catalog.environment(env).cluster)
+
+    def prepare_kube(self) -> None:
+        """Import the Kubernetes client and build every cluster's client (no requests); a cluster whose
+        config is broken is left for its commands to report."""
+        for cluster in self.catalog.clusters:
+            try:
+                self.kube(cluster).prepare()
+            except BotError as exc:
+                log.info("kube.not_prepared", cluster=cluster, reason=exc.message)
+
+    def close_kube(self) -> None:
+        """Drop every cluster's connection pool (called from close())."""
+        with self._lock:
+            clients = list((self._kube_clients or {}).values())
+        for client in clients:
+            client.close()
+
+    # --- Loki (bot/clients/loki.py) ------------------------------------------------------------------------
+    # Built on first use: a missing or down Loki only affects the log verbs (they answer with why).
+
+    _loki_client: LokiClient | None = None
+
+    def loki(self) -> LokiClient:
+        """The Loki client from catalog.loki, shared by every command thread."""
+        from bot.clients.loki import LokiClient  # noqa: PLC0415 - see above
+        from bot.core.errors import UserError  # noqa: PLC0415 - keeps this section self-contained
+
+        if self.catalog.loki is None:
+            raise UserError("Loki is not configured in the catalog (add a `loki:` section with its url)")
+        with self._lock:
+            if self._loki_client is None:
+                self._loki_client = LokiClient.from_catalog(self.catalog.loki)
+            return self._loki_client
+
+    def close_loki(self) -> None:
+        """Drop Loki's connection pool (to be called from close())."""
+        with self._lock:
+            client, self._loki_client = self._loki_client, None
+        if client is not None:
+            client.close()
+
+    # --- store (bot/deploys/store.py) and deploy runs (bot/deploys/pipeline.py) ------------------------------------
+    # Opened on first use: verbs that never deploy never touch the database. `run_settings` may be
+    # replaced before the first deploy (tests use short intervals; the engine reads it once).
+
+    _store: Store | None = None
+    _runs: RunEngine | None = None
+    run_settings: RunSettings | None = None
+
+    def store(self) -> Store:
+        """The store at SVCBOT_DB (default under the user's data directory), migrated and recovered."""
+        from bot.deploys.store import Store  # noqa: PLC0415 - see above
+
+        with self._lock:
+            if self._store is None:
+                settings = self._run_settings()
+                self._store = Store.open(stale_after=settings.stale_after)
+            return self._store
+
+    def runs(self) -> RunEngine:
+        """The deploy engine: runs plans on its own executor, holds Lease locks on the clusters."""
+        from bot.clients.kube import DeployKube  # noqa: PLC0415 - kubernetes is imported when a run needs it
+        from bot.deploys.locks import LeaseLocker  # noqa: PLC0415
+        from bot.deploys.pipeline import RunEngine  # noqa: PLC0415
+
+        store = self.store()
+        with self._lock:
+            if self._runs is None:
+                settings = self._run_settings()
+
+                def kube_for(cluster: str) -> DeployKube:
+                    return DeployKube(self.kube(cluster))
+
+                locker = LeaseLocker(kube_for, duration=settings.lease_duration)
+                self._runs = RunEngine(store, kube_for=kube_for, locker=locker, settings=settings)
+            return self._runs
+
+    def _run_settings(self) -> RunSettings:
+        from bot.deploys.pipeline import RunSettings  # noqa: PLC0415
+
+        if self.run_settings is None:
+            self.run_settings = RunSettings()
+        return self.run_settings
+
+    def close_store(self, grace: float = 10.0, *, interrupt: bool = False) -> None:
+        """Let running deploys finish for up to `grace` seconds, then close the store (to be called from
+        close()). Runs still going are marked INTERRUPTED with `interrupt` (the process is stopping), else
+        left to the process's end, and the next process marks them INTERRUPTED."""
+        with self._lock:
+            runs, store = self._runs, self._store
+        if runs is not None and not runs.shutdown(grace, interrupt=interrupt):
+            return
+        with self._lock:
+            self._store = self._runs = None
+        if store is not None:
+            store.close()
+
+    def close(self) -> None:
+        """Release connections; safe to call twice. Runs were given their time by close_store(grace)
+        before this, if the caller wanted to wait for them; here nobody waits."""
+        self.close_store(0.0)
+        self.close_loki()
+        self.close_kube()

@@ -1,0 +1,755 @@
+"""Deploy pipelines: a team's Makefile as data, planned and then run.
+
+Planning (`plan_deploy`, `plan_rollback`) is pure: it validates what the user typed (service and
+environment from the catalog, the version against the service's strict pattern and a hard character
+guard), resolves the goal's prerequisites in dependency order (each target once, like make), and only
+then substitutes variables into the steps. The result, a `Plan`, is what a dry run prints, what a
+PENDING request stores, and exactly what a run executes, even if the catalog changes in between.
+
+Running (`RunEngine`) happens on the engine's own executor, not in the command's worker: a run claims
+its request in the store (APPROVED -> RUNNING, once), holds the deploy lock, heartbeats, executes the
+steps with their own timeouts, stops between steps when cancelled, applies `on_failure: rollback`, and
+reports through a `ProgressSink` (the terminal prints lines; the Slack wiring posts to the thread).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from bot.core.catalog import (
+    Catalog,
+    Pipeline,
+    ProbeStep,
+    SetImageStep,
+    Step,
+    Target,
+    WaitRolloutStep,
+)
+from bot.core.errors import BackendError, BotError, Conflict, UsageError
+from bot.deploys.steps import KINDS
+from bot.deploys.steps.base import RunFacts, StepCancelled, StepContext, StepFailed, StepKind, Workload, duration_text
+from bot.deploys.store import BAD_ENDINGS, Snapshot, State, StepRecord, StepSpec, StepState, Store
+
+if TYPE_CHECKING:
+    from bot.clients.kube import DeployKube
+
+log = structlog.get_logger("svcbot.pipeline")
+
+# --- validating what the user typed ---------------------------------------------------------------------
+
+# Whatever a service's version_pattern says, a version is at most this: no shell metacharacters, no
+# spaces or newlines, no leading dash (it would read as an option to make, kubectl or a CI script).
+SAFE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+IMAGE_REFERENCE = re.compile(r"[a-z0-9][a-z0-9._/:@-]{0,254}")
+DEFAULT_PIPELINE_NAME = "(built in)"
+# A service without a pipeline deploys like `kubectl set image` + `rollout status` + a readiness check.
+DEFAULT_PIPELINE = Pipeline(
+    targets={"deploy": Target(on_failure="rollback", steps=(
+        Step(set_image=SetImageStep(image="{image}:{version}")),
+        Step(wait_rollout=WaitRolloutStep()),
+        Step(probe=ProbeStep()),
+    ))},
+    goal="deploy",
+)
+ROLLBACK_TARGET = "rollback"
+ROLLBACK_TIMEOUT = 600.0
+
+
+def validate_version(catalog: Catalog, service: str, version: str) -> str:
+    """The version if the service's pattern and the hard guard accept it; UsageError naming the pattern."""
+    pattern = catalog.service(service).version_pattern
+    printable = version.encode("unicode_escape").decode("ascii")
+    if not SAFE_VALUE.fullmatch(version) or re.fullmatch(pattern, version) is None:
+        raise UsageError(f"version '{printable}' is not a valid version of {service}: it must match {pattern}")
+    return version
+
+
+# --- the plan -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlannedStep:
+    target: str
+    kind: str
+    args: Mapping[str, Any]  # the step's spec, every placeholder substituted (JSON)
+    rollback_on_failure: bool  # its target says `on_failure: rollback`
+
+    def describe(self, workload: Workload, kinds: Mapping[str, StepKind] = KINDS) -> str:
+        kind = kinds.get(self.kind)
+        return kind.describe(self.args, workload) if kind is not None else f"{self.kind} {dict(self.args)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Exactly what a run will do; stored with the request as JSON (`to_json` / `from_json`)."""
+
+    action: str  # "deploy" | "rollback"
+    service: str
+    env: str
+    version: str  # deploy: the version; rollback: "" (previous) or the revision number
+    workload: Workload
+    image: str  # the image a deploy sets ("" for a rollback)
+    pipeline: str
+    targets: tuple[str, ...]
+    steps: tuple[PlannedStep, ...]
+    variables: Mapping[str, str]
+    workspace: str  # the catalog's folder: relative make/run directories start there
+
+    def lines(self) -> list[str]:
+        """The plan like `make -n`: each target, then its steps with their arguments substituted."""
+        out: list[str] = []
+        current = None
+        for index, step in enumerate(self.steps, start=1):
+            if step.target != current:
+                current = step.target
+                suffix = "  (on failure: rollback)" if step.rollback_on_failure else ""
+                out.append(f"{current}:{suffix}")
+            out.append(f"  {index}. {step.describe(self.workload)}")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action, "service": self.service, "env": self.env, "version": self.version,
+            "workload": dataclasses.asdict(self.workload), "image": self.image, "pipeline": self.pipeline,
+            "targets": list(self.targets), "variables": dict(self.variables), "workspace": self.workspace,
+            "steps": [{"target": step.target, "kind": step.kind, "args": dict(step.args),
+                       "rollback_on_failure": step.rollback_on_failure} for step in self.steps],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            action=str(data["action"]), service=str(data["service"]), env=str(data["env"]),
+            version=str(data["version"]), workload=Workload(**data["workload"]), image=str(data["image"]),
+            pipeline=str(data["pipeline"]), targets=tuple(data["targets"]),
+            variables=dict(data["variables"]), workspace=str(data["workspace"]),
+            steps=tuple(PlannedStep(target=str(step["target"]), kind=str(step["kind"]), args=dict(step["args"]),
+                                    rollback_on_failure=bool(step["rollback_on_failure"]))
+                        for step in data["steps"]),
+        )
+
+
+def workload_of(catalog: Catalog, service: str, env: str) -> Workload:
+    definition = catalog.service(service)
+    environment = catalog.environment(env)
+    return Workload(service=service, env=env, cluster=environment.cluster, namespace=environment.namespace,
+                    deployment=catalog.deployment_name(service), container=definition.container,
+                    readiness_path=definition.health.readiness, port=definition.health.port)
+
+
+def target_order(pipeline: Pipeline, goal: str) -> list[str]:
+    """The goal's prerequisites first, depth first in the order `needs` lists them, each target once."""
+    order: list[str] = []
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            cycle = [*visiting[visiting.index(name):], name]
+            raise UsageError(f"pipeline has a dependency cycle: {' -> '.join(cycle)} (svcbot check reports it)")
+        if name not in pipeline.targets:
+            raise UsageError(f"pipeline has no target '{name}' (targets: {', '.join(pipeline.targets)})")
+        visiting.append(name)
+        for need in pipeline.targets[name].needs:
+            visit(need)
+        visiting.pop()
+        order.append(name)
+
+    visit(goal)
+    return order
+
+
+def resolve_variables(layers: Sequence[Mapping[str, str]], builtins: Mapping[str, str]) -> dict[str, str]:
+    """Later layers override earlier ones (like `VAR ?= default` then per-environment and per-target
+    assignments); values may refer to builtins and other variables; cycles and unknown names are errors."""
+    raw: dict[str, str] = {}
+    for layer in layers:
+        raw.update(layer)
+    resolved: dict[str, str] = dict(builtins)
+
+    def expand(name: str, chain: tuple[str, ...]) -> str:
+        if name in resolved:
+            return resolved[name]
+        if name in chain:
+            raise UsageError(f"pipeline variables refer to each other in a loop: {' -> '.join((*chain, name))}")
+        if name not in raw:
+            known = ", ".join(sorted({*builtins, *raw}))
+            raise UsageError(f"unknown pipeline variable '{{{name}}}' (known: {known})")
+        value = PLACEHOLDER.sub(lambda match: expand(match.group(1), (*chain, name)), raw[name])
+        resolved[name] = value
+        return value
+
+    for name in raw:
+        expand(name, ())
+    return resolved
+
+
+def substitute(value: Any, variables: Mapping[str, str], where: str) -> Any:
+    """Every `{NAME}` in every string of a JSON value replaced; an unknown name is an error."""
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in variables:
+                raise UsageError(f"{where}: unknown variable '{{{name}}}' (known: {', '.join(sorted(variables))})")
+            return variables[name]
+        return PLACEHOLDER.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {key: substitute(item, variables, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [substitute(item, variables, f"{where}.{index}") for index, item in enumerate(value)]
+    return value
+
+
+def _checked(kind: str, args: dict[str, Any], where: str) -> dict[str, Any]:
+    """Values that reach Kubernetes as images or as argv words get a last sanity check after substitution."""
+    if kind in ("set_image", "job"):
+        image = str(args.get("image", ""))
+        if not IMAGE_REFERENCE.fullmatch(image):
+            raise UsageError(f"{where}.image: '{image}' is not an image reference")
+    return args
+
+
+def _workspace(catalog: Catalog) -> str:
+    return str(catalog.source.parent.resolve()) if catalog.source is not None else str(Path.cwd())
+
+
+def plan_deploy(catalog: Catalog, service: str, env: str, version: str) -> Plan:
+    """Validate, order, substitute: the exact plan of `deploy <service> <env> <version>`."""
+    definition = catalog.service(service)
+    environment = catalog.environment(env)
+    validate_version(catalog, service, version)
+    if not definition.image:
+        raise UsageError(f"service {service} has no `image` in the catalog, so there is nothing to deploy")
+    pipeline_name = definition.pipeline or DEFAULT_PIPELINE_NAME
+    pipeline = catalog.pipelines[definition.pipeline] if definition.pipeline else DEFAULT_PIPELINE
+    workload = workload_of(catalog, service, env)
+    builtins = {"service": service, "env": env, "version": version, "image": definition.image,
+                "namespace": workload.namespace, "deployment": workload.deployment,
+                "container": workload.container}
+    order = target_order(pipeline, pipeline.goal)
+    steps: list[PlannedStep] = []
+    variables: dict[str, str] = {}
+    for name in order:
+        target = pipeline.targets[name]
+        variables = resolve_variables([pipeline.vars, environment.vars, target.vars], builtins)
+        for index, step in enumerate(target.steps):
+            where = f"pipelines.{pipeline_name}.targets.{name}.steps.{index}.{step.kind}"
+            spec = step.spec.model_dump(mode="json", exclude_none=True)
+            args = _checked(step.kind, substitute(spec, variables, where), where)
+            steps.append(PlannedStep(target=name, kind=step.kind, args=args,
+                                     rollback_on_failure=target.on_failure == "rollback"))
+    image = next((str(step.args["image"]) for step in steps if step.kind == "set_image"),
+                 f"{definition.image}:{version}")
+    return Plan(action="deploy", service=service, env=env, version=version, workload=workload, image=image,
+                pipeline=pipeline_name, targets=tuple(order), steps=tuple(steps),
+                variables=resolve_variables([pipeline.vars, environment.vars], builtins),
+                workspace=_workspace(catalog))
+
+
+def plan_rollback(catalog: Catalog, service: str, env: str, revision: int = 0,
+                  timeout: float = ROLLBACK_TIMEOUT) -> Plan:
+    """`kubectl rollout undo` (to `revision`, or the previous one) and wait for that rollout."""
+    catalog.environment(env)
+    workload = workload_of(catalog, service, env)
+    steps = (
+        PlannedStep(target=ROLLBACK_TARGET, kind="undo", args={"revision": revision}, rollback_on_failure=False),
+        PlannedStep(target=ROLLBACK_TARGET, kind="wait_rollout", args={"timeout": timeout},
+                    rollback_on_failure=False),
+    )
+    return Plan(action="rollback", service=service, env=env, version=str(revision or ""), workload=workload,
+                image="", pipeline="(rollback)", targets=(ROLLBACK_TARGET,), steps=steps, variables={},
+                workspace=_workspace(catalog))
+
+
+# --- progress -------------------------------------------------------------------------------------------
+
+class ProgressSink(Protocol):
+    """Where a run reports: the terminal prints lines; the Slack wiring posts the request message and then
+    lines in its thread. Called on the run's thread; an exception here is logged and never fails a run."""
+
+    def started(self, run: Snapshot) -> None: ...
+
+    def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None: ...
+
+    def finished(self, run: Snapshot) -> None: ...
+
+
+def _version_of(image: str) -> str:
+    name = image.rsplit("/", 1)[-1]
+    return name.split(":", 1)[1] if ":" in name else image
+
+
+def change_text(run: Snapshot) -> str:
+    """'1.4.1 -> 1.4.2', from what the run recorded (or what it was asked for)."""
+    plan = run.request.plan
+    before = _version_of(run.run.from_image) if run.run and run.run.from_image else "?"
+    if run.run and run.run.to_image:
+        after = _version_of(run.run.to_image)
+    elif plan.get("action") == "rollback":
+        after = f"revision {plan.get('version')}" if plan.get("version") else "previous revision"
+    else:
+        after = str(plan.get("version") or "?")
+    return f"{before} -> {after}"
+
+
+def start_line(run: Snapshot) -> str:
+    request = run.request
+    return (f"{request.kind} {request.id}: {request.service} in {request.env}, "
+            f"{'version ' + request.version if request.kind == 'deploy' else change_text(run)} "
+            f"({len(run.steps)} steps) by {request.requester}")
+
+
+def step_line(run: Snapshot, step: StepRecord, state: StepState) -> str:
+    """One progress line: '[2/5] deploy: kubectl set image ... ✓ (0.4s)'."""
+    total = len(run.steps)
+    head = f"[{step.seq + 1}/{total}] {step.target}: {step.description}"
+    took = f" ({duration_text(round(step.duration, 1))})" if step.duration is not None else ""
+    if state is StepState.RUNNING:
+        return f"▶ {head}"
+    if state is StepState.SUCCEEDED:
+        return f"✓ {head}{took}"
+    if state is StepState.FAILED:
+        return f"✗ {head}{took}: {step.error}"
+    return f"· {head}: {state.value.lower()}"
+
+
+def final_line(run: Snapshot) -> str:
+    """The last message: outcome, version change, duration, and what failed or was restored."""
+    request = run.request
+    took = run.run.duration if run.run is not None else None
+    duration = f" in {duration_text(round(took, 1))}" if took is not None else ""
+    head = f"{request.kind} {request.id} {request.state.value}{duration}: {request.service} {request.env} "
+    head += change_text(run)
+    return f"{head}. {request.reason}" if request.reason else head
+
+
+class TerminalSink:
+    """Prints progress lines as they happen (svcbot run / shell)."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+
+    def started(self, run: Snapshot) -> None:
+        self.emit(start_line(run))
+
+    def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None:
+        self.emit(step_line(run, step, state))
+        if state is StepState.FAILED and step.output_tail.strip():
+            for line in step.output_tail.splitlines()[-10:]:
+                self.emit(f"    | {line}")
+
+    def finished(self, run: Snapshot) -> None:
+        self.emit(final_line(run))
+
+
+class LogSink:
+    """The default when nobody listens: structured log lines."""
+
+    def started(self, run: Snapshot) -> None:
+        log.info("run.started", request_id=run.id, line=start_line(run))
+
+    def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None:
+        log.info("run.step", request_id=run.id, seq=step.seq, state=state.value, line=step_line(run, step, state))
+
+    def finished(self, run: Snapshot) -> None:
+        log.info("run.finished", request_id=run.id, state=run.state.value, line=final_line(run))
+
+
+# --- locks (bot/deploys/locks.py implements these with Leases) -------------------------------------------------
+
+class HeldLock(Protocol):
+    def renew(self) -> None:
+        """Extend the lock; Conflict when someone else holds it now."""
+
+    def release(self) -> None: ...
+
+
+class Locker(Protocol):
+    def acquire(self, plan: Plan, run_id: str, user: str) -> HeldLock:
+        """Take the deploy lock of the plan's service and environment; Conflict naming the holder if held."""
+
+
+# --- the engine -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunSettings:
+    heartbeat: float = 5.0  # seconds between store heartbeats (and checks for a cancel from elsewhere)
+    lock_renew: float = 15.0  # seconds between Lease renewals (well inside lease_duration)
+    poll: float = 1.0  # seconds between status reads while a step waits
+    max_runs: int = 4  # runs at once in this process
+    lease_duration: int = 60  # seconds a deploy lock outlives its holder's last renewal
+    stale_after: float = 30.0  # seconds without a heartbeat before another process marks a run INTERRUPTED
+    rollback_timeout: float = ROLLBACK_TIMEOUT
+
+
+SinkFactory = Callable[[Snapshot], ProgressSink]
+
+
+@dataclass
+class _Active:
+    request_id: str
+    plan: Plan
+    sink: ProgressSink
+    lock: HeldLock | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str = ""  # why `cancel` is set: "" (a person cancelled) or a failure (lock lost)
+    cancelled_by: str = ""
+    finished: threading.Event = field(default_factory=threading.Event)
+    future: Future[None] | None = None
+    in_rollback: bool = False
+
+
+class RunHandle:
+    def __init__(self, engine: RunEngine, active: _Active) -> None:
+        self._engine = engine
+        self._active = active
+        self.id = active.request_id
+
+    def wait(self, timeout: float | None = None) -> Snapshot:
+        """The run's final snapshot (or its current one when `timeout` passes first)."""
+        self._active.finished.wait(timeout)
+        return self._engine.store.snapshot(self.id)
+
+    def done(self) -> bool:
+        return self._active.finished.is_set()
+
+
+class RunEngine:
+    """Runs plans on its own executor; one per process (`Backends.runs()`)."""
+
+    def __init__(self, store: Store, *, kube_for: Callable[[str], DeployKube] | None = None,
+                 locker: Locker | None = None, settings: RunSettings | None = None,
+                 kinds: Mapping[str, StepKind] | None = None, sink_factory: SinkFactory | None = None) -> None:
+        self.store = store
+        self.settings = settings or RunSettings()
+        self._kube_for = kube_for
+        self.locker = locker
+        self.kinds = dict(kinds or KINDS)
+        self.sink_factory = sink_factory
+        self._executor = ThreadPoolExecutor(max_workers=self.settings.max_runs, thread_name_prefix="svc-run")
+        self._active: dict[str, _Active] = {}
+        self._lock = threading.Lock()
+        self._announced: set[str] = set()
+
+    # --- wiring -------------------------------------------------------------------------------------
+
+    def set_sink_factory(self, factory: SinkFactory) -> None:
+        """How runs started from Slack report; also tells the requesters of runs found INTERRUPTED on open."""
+        self.sink_factory = factory
+        self.announce_interrupted()
+
+    def sink_for(self, snapshot: Snapshot) -> ProgressSink:
+        return self.sink_factory(snapshot) if self.sink_factory is not None else LogSink()
+
+    def announce_interrupted(self) -> None:
+        """Tell each requester whose run was marked INTERRUPTED when this process opened the store."""
+        for snapshot in self.store.interrupted_on_open:
+            if snapshot.id in self._announced:
+                continue
+            self._announced.add(snapshot.id)
+            sink = self.sink_for(snapshot)
+            _safely(functools.partial(sink.finished, snapshot), "finished", snapshot.id)
+
+    def kube(self, cluster: str) -> DeployKube:
+        if self._kube_for is None:
+            raise BackendError("this engine has no Kubernetes client")
+        return self._kube_for(cluster)
+
+    # --- starting, cancelling, waiting --------------------------------------------------------------
+
+    def acquire_lock(self, plan: Plan, run_id: str, user: str) -> HeldLock | None:
+        """The deploy lock for a run about to start (None when this engine has no locker)."""
+        return self.locker.acquire(plan, run_id, user) if self.locker is not None else None
+
+    def start(self, request_id: str, sink: ProgressSink | None = None, *, lock: HeldLock | None = None,
+              actor: str = "svcbot", from_image: str = "") -> RunHandle:
+        """Run an APPROVED request's stored plan: take the lock (unless given), claim the run, submit it.
+
+        Conflict when the lock is held (the request stays APPROVED) or the run was already claimed.
+        `from_image` is what the deployment ran when the request was made (set_image records the exact one).
+        """
+        request = self.store.request(request_id)
+        if request.state is not State.APPROVED:
+            raise Conflict(f"request {request_id} is {request.state.value}, not APPROVED: it cannot start")
+        plan = Plan.from_json(request.plan)
+        if lock is None:
+            lock = self.acquire_lock(plan, request_id, request.requester)
+        specs = [StepSpec(target=step.target, kind=step.kind, description=step.describe(plan.workload, self.kinds))
+                 for step in plan.steps]
+        try:
+            claimed = self.store.claim_run(request_id, specs, actor=actor, to_image=plan.image, from_image=from_image)
+        except BaseException:
+            _release(lock)
+            raise
+        if not claimed:
+            _release(lock)
+            raise Conflict(f"request {request_id} was already started elsewhere")
+        snapshot = self.store.snapshot(request_id)
+        active = _Active(request_id=request_id, plan=plan, sink=sink or self.sink_for(snapshot), lock=lock)
+        with self._lock:
+            self._active[request_id] = active
+        try:
+            active.future = self._executor.submit(self._run, active)
+        except RuntimeError as exc:  # the engine is shutting down: do not leave a RUNNING run behind
+            self.store.finish_run(request_id, State.FAILED, reason="not started: svcbot is shutting down")
+            _release(lock)
+            active.finished.set()
+            with self._lock:
+                self._active.pop(request_id, None)
+            raise BackendError("svcbot is shutting down; try again in a minute") from exc
+        return RunHandle(self, active)
+
+    def cancel(self, request_id: str, actor: str) -> bool:
+        """Ask a RUNNING run to stop between steps (here or in another process through the store)."""
+        asked = self.store.request_cancel(request_id, actor)
+        with self._lock:
+            active = self._active.get(request_id)
+        if active is not None and asked:
+            active.cancelled_by = actor
+            active.cancel.set()
+        return asked
+
+    def handle(self, request_id: str) -> RunHandle | None:
+        with self._lock:
+            active = self._active.get(request_id)
+        return RunHandle(self, active) if active is not None else None
+
+    def active(self) -> list[str]:
+        with self._lock:
+            return [key for key, value in self._active.items() if not value.finished.is_set()]
+
+    def shutdown(self, grace: float = 10.0, *, interrupt: bool = False) -> bool:
+        """Stop accepting runs and give the running ones `grace` seconds to end; True if none is left.
+
+        With `interrupt` (the process is going away, e.g. on SIGTERM), runs still going after the grace are
+        marked INTERRUPTED now and their requesters told, instead of waiting for another process to notice
+        the stale heartbeat; their deploy locks are left to expire (the cluster may still be mid-rollout).
+        """
+        self._executor.shutdown(wait=False, cancel_futures=False)
+        end = time.monotonic() + grace
+        with self._lock:
+            running = list(self._active.values())
+        for active in running:
+            if not active.finished.wait(max(0.0, end - time.monotonic())):
+                log.warning("run.left_running", request_id=active.request_id)
+                if interrupt:
+                    self._interrupt(active)
+        return not self.active()
+
+    def _interrupt(self, active: _Active) -> None:
+        # Not cancelled: a cancel would roll back, and a process on its way out must not start changing
+        # the cluster. The run's thread finds its run taken when it tries to finish, and does nothing.
+        reason = "svcbot stopped during the run; the deploy lock expires by itself"
+        if self.store.finish_run(active.request_id, State.INTERRUPTED, reason=reason):
+            self._notify(active, "finished")
+
+    # --- running ------------------------------------------------------------------------------------
+
+    def _run(self, active: _Active) -> None:
+        request_id = active.request_id
+        stop_heartbeat = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(active, stop_heartbeat), daemon=True,
+                                name=f"svc-run-heartbeat-{request_id}")
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                beat.start()
+                self._notify(active, "started")
+                state, reason = self._execute(active)
+                if not self.store.finish_run(request_id, state, reason=reason):
+                    log.warning("run.finish_refused", state=state.value,
+                                reason="the run is no longer this process's (marked INTERRUPTED meanwhile)")
+            except Exception:
+                log.exception("run.crashed")
+                self.store.finish_run(request_id, State.FAILED, reason="internal error in the deploy engine")
+            finally:
+                try:
+                    stop_heartbeat.set()
+                    beat.join(5.0)
+                    _release(active.lock)
+                    self._notify(active, "finished")
+                finally:
+                    active.finished.set()
+                    with self._lock:
+                        self._active.pop(request_id, None)
+
+    def _heartbeat(self, active: _Active, stop: threading.Event) -> None:
+        last_renew = time.monotonic()
+        while not stop.wait(self.settings.heartbeat):
+            try:
+                cancelled_by = self.store.heartbeat(active.request_id)
+            except BotError as exc:
+                log.warning("run.heartbeat_failed", reason=exc.message)
+                continue
+            if cancelled_by is None and not active.cancel.is_set():
+                active.stop_reason = "this process no longer owns the run (it was marked INTERRUPTED)"
+                active.cancel.set()
+            elif cancelled_by and not active.cancel.is_set():
+                active.cancelled_by = cancelled_by
+                active.cancel.set()
+            if active.lock is not None and time.monotonic() - last_renew >= self.settings.lock_renew:
+                last_renew = time.monotonic()
+                try:
+                    active.lock.renew()
+                except Conflict as exc:
+                    active.stop_reason = f"lost the deploy lock: {exc.message}"
+                    active.cancel.set()
+                except BotError as exc:
+                    log.warning("run.lock_renew_failed", reason=exc.message)
+
+    def _execute(self, active: _Active) -> tuple[State, str]:
+        """Run the steps; on failure or cancel apply on_failure. The end state and its one-line reason."""
+        plan = active.plan
+        facts = RunFacts()
+        failure = ""
+        failed_step: PlannedStep | None = None
+        stopped = False
+        last_seq = -1
+        for seq, step in enumerate(plan.steps):
+            if active.cancel.is_set():
+                stopped = True
+                break
+            last_seq = seq
+            outcome, message = self._step(active, seq, step, facts)
+            if outcome is StepState.SUCCEEDED:
+                continue
+            failed_step = step
+            if outcome is StepState.CANCELLED:
+                stopped = True
+            else:
+                failure = message
+            break
+        self.store.skip_steps(active.request_id, range(last_seq + 1, len(plan.steps)))
+        if not stopped and failed_step is None:
+            return State.SUCCEEDED, ""
+        if stopped and active.stop_reason:
+            # Not a person's cancel: the lock was lost or the run was taken over. Someone else may be
+            # deploying now, so nothing is rolled back.
+            self.store.set_run_facts(active.request_id, failure=active.stop_reason)
+            return State.FAILED, active.stop_reason
+        if stopped:
+            failure = f"cancelled by {active.cancelled_by or 'someone'}"
+        self.store.set_run_facts(active.request_id, failure=failure)
+        current = failed_step or (plan.steps[last_seq] if last_seq >= 0 else None)
+        end = State.CANCELLED if stopped else State.FAILED
+        if current is None or not current.rollback_on_failure:
+            return end, failure
+        if not facts.changed:
+            return end, f"{failure}; nothing to roll back (the deployment was not changed)"
+        restored, detail = self._rollback(active, facts)
+        if not restored:
+            return end if stopped else State.FAILED, f"{failure}; rollback failed: {detail}"
+        return (State.CANCELLED if stopped else State.ROLLED_BACK), f"{failure}; {detail}"
+
+    def _rollback(self, active: _Active, facts: RunFacts) -> tuple[bool, str]:
+        """on_failure: rollback: restore the revision this run replaced and wait for that rollout."""
+        active.in_rollback = True
+        revision = facts.from_revision or 0
+        steps = (
+            PlannedStep(target=ROLLBACK_TARGET, kind="undo", args={"revision": revision, "on_failure": True},
+                        rollback_on_failure=False),
+            PlannedStep(target=ROLLBACK_TARGET, kind="wait_rollout",
+                        args={"timeout": self.settings.rollback_timeout}, rollback_on_failure=False),
+        )
+        specs = [StepSpec(target=step.target, kind=step.kind,
+                          description=step.describe(active.plan.workload, self.kinds)) for step in steps]
+        seqs = self.store.append_steps(active.request_id, specs)
+        rollback_facts = RunFacts(from_image=facts.to_image, from_revision=None)
+        for seq, step in zip(seqs, steps, strict=True):
+            outcome, message = self._step(active, seq, step, rollback_facts)
+            if outcome is not StepState.SUCCEEDED:
+                self.store.skip_steps(active.request_id, seqs)
+                self.store.set_run_facts(active.request_id, rollback=f"failed: {message}")
+                return False, message
+        restored = f"rolled back to revision {revision} ({facts.from_image})" if revision else \
+            f"rolled back to {facts.from_image}"
+        self.store.set_run_facts(active.request_id, rollback=restored)
+        return True, restored
+
+    def _step(self, active: _Active, seq: int, step: PlannedStep, facts: RunFacts) -> tuple[StepState, str]:
+        """Execute one step, recording its start and end; (outcome, summary or error)."""
+        kind = self.kinds.get(step.kind)
+        request_id = active.request_id
+        self.store.step_started(request_id, seq)
+        self._notify_step(active, seq, StepState.RUNNING)
+
+        def cancelled() -> bool:
+            return active.cancel.is_set() and not active.in_rollback
+
+        ctx = StepContext(run_id=request_id, seq=seq, workload=active.plan.workload,
+                          workspace=Path(active.plan.workspace), kube_for=self.kube, cancelled=cancelled,
+                          facts=facts, poll=self.settings.poll)
+        state, message = StepState.FAILED, ""
+        try:
+            if kind is None:
+                raise StepFailed(f"unknown step kind '{step.kind}'")
+            message = kind.execute(step.args, ctx)
+            state = StepState.SUCCEEDED
+        except StepFailed as exc:
+            message = exc.message
+        except StepCancelled:
+            state, message = StepState.CANCELLED, "cancelled"
+        except BotError as exc:
+            message = exc.message
+        except Exception:
+            log.exception("run.step_crashed", seq=seq, kind=step.kind)
+            message = f"internal error in the {step.kind} step"
+        self.store.step_finished(request_id, seq, state, output=ctx.output.text(),
+                                 error="" if state is StepState.SUCCEEDED else message)
+        if not active.in_rollback:
+            self.store.set_run_facts(request_id, from_image=facts.from_image or None,
+                                     to_image=facts.to_image or None, from_revision=facts.from_revision,
+                                     to_revision=facts.to_revision)
+        else:
+            self.store.set_run_facts(request_id, restored_revision=facts.to_revision)
+        self._notify_step(active, seq, state)
+        return state, message
+
+    def _notify(self, active: _Active, event: str) -> None:
+        def call() -> None:
+            snapshot = self.store.snapshot(active.request_id)
+            notify: Callable[[Snapshot], None] = getattr(active.sink, event)
+            notify(snapshot)
+
+        _safely(call, event, active.request_id)
+
+    def _notify_step(self, active: _Active, seq: int, state: StepState) -> None:
+        def call() -> None:
+            snapshot = self.store.snapshot(active.request_id)
+            step = next(item for item in snapshot.steps if item.seq == seq)
+            active.sink.step(snapshot, step, state)
+
+        _safely(call, "step", active.request_id)
+
+
+def _safely(call: Callable[[], None], event: str, request_id: str) -> None:
+    try:
+        call()
+    except Exception:
+        log.exception("run.progress_failed", hook=event, request_id=request_id)
+
+
+def _release(lock: HeldLock | None) -> None:
+    if lock is None:
+        return
+    try:
+        lock.release()
+    except BotError as exc:
+        log.warning("run.lock_release_failed", reason=exc.message)
+
+
+def ended_badly(snapshot: Snapshot) -> bool:
+    """`svcbot run` exits 3 for these."""
+    return snapshot.state in BAD_ENDINGS
+

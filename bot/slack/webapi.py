@@ -1,0 +1,183 @@
+"""The Slack Web API and response_url, wrapped: slack_sdk errors never leave this module.
+
+Delivery rules (DESIGN.md): simple answers go to the command's response_url (in_channel for public
+answers, ephemeral otherwise); a message that must be updated or threaded later goes through
+chat.postMessage (which returns its ts), falling back to response_url with a hint to invite the bot when the
+bot is not in the channel; a long output goes as a file (files.getUploadURLExternal + completeUploadExternal,
+via files_upload_v2). Rate limits are retried after Retry-After by slack_sdk's retry handler.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from bot.core.errors import BackendUnavailable
+from bot.render.slack import SlackMessage
+
+log = structlog.get_logger("svcbot.slack")
+
+DEFAULT_API_URL = "https://slack.com/api/"
+TIMEOUT_SECONDS = 10
+NOT_A_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
+INVITE_HINT = "I can't post in this channel: invite me with `/invite @svcbot` to get threaded progress and files."
+
+
+def api_url(environ: Mapping[str, str] | None = None) -> str:
+    url = (os.environ if environ is None else environ).get("SVCBOT_SLACK_API_URL") or DEFAULT_API_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def retry_handlers() -> list[Any]:
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=1),
+        RateLimitErrorRetryHandler(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=1),
+    ]
+
+
+def make_web_client(token: str | None, base_url: str | None = None) -> WebClient:
+    return WebClient(token=token, base_url=base_url or api_url(), timeout=TIMEOUT_SECONDS,
+                     retry_handlers=retry_handlers())
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a command's answer goes."""
+
+    channel: str
+    user: str
+    response_url: str | None = None
+    thread_ts: str | None = None
+
+
+class SlackPoster:
+    def __init__(self, client: WebClient, usergroup_ttl: float = 300.0) -> None:
+        self.client = client
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._groups_lock = threading.Lock()
+        self._usergroup_ttl = usergroup_ttl
+
+    # --- answers --------------------------------------------------------------------------------------
+
+    def deliver(self, message: SlackMessage, to: Destination) -> str | None:
+        """Send a rendered reply; returns the message ts when it was posted with chat.postMessage."""
+        ts: str | None = None
+        if message.extra.get("delivery") == "post" or to.response_url is None:
+            try:
+                ts = self.post(to.channel, message, thread_ts=to.thread_ts)
+            except _NotAMember:
+                if to.response_url is None:
+                    raise BackendUnavailable("cannot post in this channel: invite the bot first") from None
+                self.respond(to.response_url, message)
+                self._respond_text(to.response_url, INVITE_HINT)
+                return None
+            except BackendUnavailable as exc:
+                # Slack refused the post even after retries: the answer still reaches the person who asked.
+                if to.response_url is None:
+                    raise
+                log.warning("slack.post_failed_using_response_url", reason=exc.message)
+                self.respond(to.response_url, message)
+                return None
+        else:
+            self.respond(to.response_url, message)
+        if message.attachment is not None:
+            self.upload(to, message)
+        return ts
+
+    def respond(self, response_url: str, message: SlackMessage, replace_original: bool = False) -> None:
+        webhook = WebhookClient(response_url, timeout=TIMEOUT_SECONDS, retry_handlers=retry_handlers())
+        try:
+            response = webhook.send(
+                text=message.text, blocks=message.blocks,
+                response_type="in_channel" if message.public else "ephemeral",
+                replace_original=replace_original,
+            )
+        except (SlackClientError, OSError) as exc:
+            raise BackendUnavailable(f"Slack response_url failed: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            raise BackendUnavailable(f"Slack response_url answered {response.status_code}")
+
+    def _respond_text(self, response_url: str, text: str) -> None:
+        webhook = WebhookClient(response_url, timeout=TIMEOUT_SECONDS, retry_handlers=retry_handlers())
+        try:
+            webhook.send(text=text, response_type="ephemeral")
+        except (SlackClientError, OSError):
+            log.warning("slack.hint_failed")
+
+    def post(self, channel: str, message: SlackMessage, thread_ts: str | None = None) -> str:
+        response = self._call("chat_postMessage", channel=channel, text=message.text, blocks=message.blocks,
+                              thread_ts=thread_ts)
+        return str(response["ts"])
+
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None:
+        self._call("chat_update", channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+
+    def post_ephemeral(self, channel: str, user: str, message: SlackMessage) -> None:
+        self._call("chat_postEphemeral", channel=channel, user=user, text=message.text, blocks=message.blocks)
+
+    def post_text(self, channel: str, text: str, thread_ts: str | None = None) -> str:
+        response = self._call("chat_postMessage", channel=channel, text=text, thread_ts=thread_ts)
+        return str(response["ts"])
+
+    def upload(self, to: Destination, message: SlackMessage) -> None:
+        attachment = message.attachment
+        assert attachment is not None
+        try:
+            self._call("files_upload_v2", channel=to.channel, content=attachment.content,
+                       filename=attachment.filename, title=attachment.title or attachment.filename,
+                       thread_ts=to.thread_ts)
+        except _NotAMember:
+            if to.response_url:
+                self._respond_text(to.response_url, INVITE_HINT)
+
+    # --- user groups (approvers may be Slack user groups) ---------------------------------------------
+
+    def usergroup_members(self, group_id: str) -> frozenset[str]:
+        """Members of a Slack user group, cached for a few minutes; empty when Slack cannot say."""
+        now = time.monotonic()
+        with self._groups_lock:
+            cached = self._groups.get(group_id)
+            if cached and now - cached[0] < self._usergroup_ttl:
+                return cached[1]
+        try:
+            response = self._call("usergroups_users_list", usergroup=group_id)
+        except (BackendUnavailable, _NotAMember):
+            log.warning("slack.usergroup_unresolved", usergroup=group_id)
+            return cached[1] if cached else frozenset()
+        members = frozenset(str(user) for user in response.get("users", []))
+        with self._groups_lock:
+            self._groups[group_id] = (now, members)
+        return members
+
+    # --- plumbing -------------------------------------------------------------------------------------
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        arguments = {key: value for key, value in kwargs.items() if value is not None}
+        try:
+            return getattr(self.client, method)(**arguments)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            if error in NOT_A_MEMBER:
+                raise _NotAMember(error) from exc
+            raise BackendUnavailable(f"Slack {method.replace('_', '.', 1)} failed: {error or 'error'}") from exc
+        except (SlackClientError, OSError) as exc:
+            raise BackendUnavailable(f"Slack {method} failed: {type(exc).__name__}") from exc
+
+
+class _NotAMember(Exception):
+    """The bot cannot post in that channel (not invited, archived, or no such channel)."""
