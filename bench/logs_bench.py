@@ -27,12 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from bot.core.catalog import DEFAULT_SECRET_KEY_PATTERNS  # noqa: E402
 from bot.insight import logql  # noqa: E402
+from bot.insight.logs import LevelSeries, log_line  # noqa: E402
 from bot.render import slack  # noqa: E402
 from bot.render import text as text_render  # noqa: E402
 from bot.render.views import to_document  # noqa: E402
-from bot.replies.logs import LevelSeries, LogLookup, LogsReply  # noqa: E402
+from bot.replies.logs import LogLookup, LogsReply  # noqa: E402
 from bot.runtime import build_runtime  # noqa: E402
-from commands.logs import log_line  # noqa: E402
 from sandbox.loki import LokiSandbox  # noqa: E402
 
 LINES = 5000
@@ -133,7 +133,7 @@ def end_to_end(rounds: int) -> dict[str, float]:
 
         def bot() -> int:
             reply = runtime.dispatcher.execute("logs bench prod --since 1h --limit 5000", "U0BENCH",
-                                               source="terminal")
+                                               source="terminal", follow_runs=True)
             assert isinstance(reply, LogsReply), reply
             return len(reply.lines)
 

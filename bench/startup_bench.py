@@ -64,7 +64,7 @@ def python_rss_mib(prelude: str) -> float:
 
 def run(rounds: int = 5, commands: int = 1000, clients: int = 10) -> dict[str, float]:
     """Print the figures as they are measured; return them (for `python -m bench`)."""
-    imports = "import bot.slack.app, bot.clients.kube, bot.clients.loki, commands, slack_bolt, kubernetes"
+    imports = "import bot.slack.serving, bot.clients.kube, bot.clients.loki, commands, slack_bolt, kubernetes"
     bare = python_seconds("pass", rounds)
     imported = python_seconds(imports, rounds)
     bare_rss = python_rss_mib("")
@@ -82,7 +82,7 @@ def run(rounds: int = 5, commands: int = 1000, clients: int = 10) -> dict[str, f
             bot = ServeProcess(stack, catalog)
             starts.append(bot.wait_ready())
             ready_rss.append(bot.rss_mib())
-            # bot.slack.app.serve installs its SIGTERM handler just after /readyz turns 200: a SIGTERM at once would
+            # bot.slack.serving.serve installs its SIGTERM handler just after /readyz turns 200: a SIGTERM at once would
             # find the default handler (exit -15). That race is reported, not measured here.
             time.sleep(0.3)
             code, seconds = bot.stop()

@@ -108,7 +108,7 @@ def run(rounds: int = 20, kubectl_rounds: int = 5) -> dict[str, float]:
         dispatcher = runtime.dispatcher
 
         def bot_status() -> Any:
-            reply = dispatcher.execute("status payment prod", USER, source="terminal")
+            reply = dispatcher.execute("status payment prod", USER, source="terminal", follow_runs=True)
             assert isinstance(reply, StatusReply), reply
             return reply
 
@@ -170,7 +170,7 @@ def run(rounds: int = 20, kubectl_rounds: int = 5) -> dict[str, float]:
             all_runtime = build_runtime(path)
 
             def status_all(all_runtime: Any = all_runtime) -> StatusAllReply:
-                reply = all_runtime.dispatcher.execute("status all prod", USER, source="terminal")
+                reply = all_runtime.dispatcher.execute("status all prod", USER, source="terminal", follow_runs=True)
                 assert isinstance(reply, StatusAllReply), reply
                 return reply
 

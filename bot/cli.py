@@ -123,9 +123,9 @@ def _shell(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from bot.runtime import catalog_path  # noqa: PLC0415
-    from bot.slack import app  # noqa: PLC0415
+    from bot.slack import serving  # noqa: PLC0415
 
-    return app.serve(catalog_path(args.catalog), host=args.host, port=args.port, health_port=args.health_port)
+    return serving.serve(catalog_path(args.catalog), host=args.host, port=args.port, health_port=args.health_port)
 
 
 def _wait_for_signal() -> None:

@@ -10,6 +10,7 @@ from bot.clients.backends import Backends
 from bot.core.catalog import Catalog, load_catalog
 from bot.core.errors import CatalogError
 from bot.core.policy import GroupResolver, Policy
+from bot.deploys.facade import Deploys
 from bot.dispatch.dispatcher import Dispatcher
 
 
@@ -34,7 +35,14 @@ class Runtime:
     backends: Backends
     dispatcher: Dispatcher
 
+    @property
+    def deploys(self) -> Deploys:
+        return self.dispatcher.deploys
+
     def close(self) -> None:
+        """Release connections; safe to call twice. Runs were given their time by
+        deploys.close_store(grace) before this, if the caller wanted to wait for them; here nobody waits."""
+        self.deploys.close()
         self.backends.close()
 
 

@@ -68,7 +68,8 @@ def _run_live(args: argparse.Namespace, invocation: Invocation) -> Reply:
     fanout: Fanout[str] = Fanout(invocation.deadline)
     for env in names:
         kube = invocation.backends.kube(catalog.environment(env).cluster)
-        fanout.submit(kube.lane, env, partial(fetch_live_config, invocation, args.service, env))
+        fanout.submit(kube.lane, env, partial(fetch_live_config, kube, catalog, args.service, env,
+                                                   deadline=invocation.deadline))
     lives: dict[str, LiveConfig] = {}
     for env, result in fanout:
         if isinstance(result, BotError):

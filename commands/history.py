@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.core.catalog import Catalog
 from bot.core.errors import BackendError, UsageError, UserError
-from bot.deploys.pipeline import workload_of
+from bot.deploys.plan import workload_of
 from bot.deploys.store import RequestRecord, RunRecord, State, Store
 from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.insight import kube_facts as rollout
@@ -60,7 +60,7 @@ class _Revision:
 
 def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     names = envs(args, invocation.catalog)
-    store = invocation.backends.store()
+    store = invocation.deploys.store()
     requests = store.requests(service=args.service, env=args.env, limit=args.limit)
     runs = store.runs_of([request.id for request in requests])
     revisions: list[_Revision] = []

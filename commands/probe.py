@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bot.clients.lanes import gather
+from bot.clients.lanes import bind, gather, unwrap
 from bot.core.errors import BotError
 from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
 from bot.insight.kube_facts import (
@@ -38,7 +38,6 @@ from bot.insight.probes import (
 )
 from bot.replies.base import Reply
 from bot.replies.probe import HttpCheck, PodProbe, ProbeReply
-from commands.status import answer_deadline, bind, unwrap
 
 USAGE = "/svc probe <service> [env]"
 JSON = Mapping[str, Any]
@@ -92,7 +91,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     namespace = environment.namespace
     deployment_name = catalog.deployment_name(args.service)
     kube = invocation.backends.kube(environment.cluster)
-    deadline = answer_deadline(invocation)
+    deadline = invocation.answer_deadline()
     secret_keys = catalog.secrets.key_patterns
 
     deployment = kube.read_deployment(namespace, deployment_name, deadline=deadline)

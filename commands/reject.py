@@ -7,31 +7,28 @@ recorded with the vote and shown on the request's message (escaped: it is what a
 from __future__ import annotations
 
 import argparse
-import functools
 
-from bot.deploys import approvals
-from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.deploys.approvals import clean_reason
+from bot.dispatch.command import Command, CommandParser, Invocation, request_id_argument
 from bot.replies.approvals import ApprovalReply
 from bot.replies.base import Reply
-from commands.approve import request_id
 
 USAGE = "/svc reject <id> [reason]"
 
 
 def build_parser() -> CommandParser:
     parser = CommandParser("reject", USAGE)
-    parser.add_argument("request_id", type=functools.partial(request_id, usage=USAGE), metavar="id")
+    parser.add_argument("request_id", type=request_id_argument(USAGE), metavar="id")
     parser.add_argument("reason", nargs="*", help="why (recorded and shown on the request)")
     return parser
 
 
 def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
-    store = invocation.backends.store()
-    reason = approvals.clean_reason(" ".join(args.reason))
-    result = approvals.reject(store, approvals.policy_for(invocation), args.request_id, invocation.user, reason)
+    reason = clean_reason(" ".join(args.reason))
+    result = invocation.deploys.reject(invocation.access(), args.request_id, invocation.user, reason)
     request = result.request
     return ApprovalReply(request_id=request.id, action=request.kind, service=request.service, env=request.env,
-                         version=request.version, user=invocation.user, decision="rejected",
+                         version=request.version, user=invocation.user, decision=result.decision,
                          approvals=result.approvals, quorum=result.quorum, reason=reason, public=True)
 
 

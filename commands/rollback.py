@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 
 from bot.core.errors import UsageError
-from bot.deploys.pipeline import ROLLBACK_TIMEOUT, plan_rollback
+from bot.deploys.facade import Pending
+from bot.deploys.plan import ROLLBACK_TIMEOUT, plan_rollback
 from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
 from bot.replies.base import Reply
-from commands.deploy import current_image, launch, plan_reply
+from bot.replies.deploy import pending_reply, plan_reply, run_reply
 
 USAGE = "/svc rollback <service> <env> [--to REVISION] [--dry-run]"
 
@@ -34,13 +35,19 @@ def build_parser() -> CommandParser:
 
 
 def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
-    settings = invocation.backends.run_settings
+    deploys = invocation.deploys
+    settings = deploys.run_settings
     timeout = settings.rollback_timeout if settings is not None else ROLLBACK_TIMEOUT
     plan = plan_rollback(invocation.catalog, args.service, args.env, args.revision, timeout=timeout)
-    current, note = current_image(invocation, plan)
+    current = deploys.current_image(plan, deadline=invocation.deadline)
     if args.dry_run:
-        return plan_reply(plan, current, note)
-    return launch(plan, invocation, current)
+        return plan_reply(plan, current)
+    outcome = deploys.request(plan, current, user=invocation.user,
+                              approval=deploys.approval_for(plan, invocation.approval), os_user=invocation.os_user,
+                              source=invocation.source, channel=invocation.channel, follow=invocation.follow)
+    if isinstance(outcome, Pending):
+        return pending_reply(plan, outcome)
+    return run_reply(outcome.snapshot, waited=outcome.waited)
 
 
 COMMAND = Command(

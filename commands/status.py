@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.clients.lanes import Fanout, gather
+from bot.clients.lanes import Fanout, bind, gather
 from bot.core.catalog import Catalog
 from bot.core.errors import BackendError, BotError, DeadlineExceeded, NotFound
+from bot.core.tone import Tone
 from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.insight.kube_facts import (
     deploy_lock,
@@ -39,7 +40,7 @@ from bot.insight.kube_facts import (
     selector_string,
     template_image,
 )
-from bot.replies.base import Outcome, Reply, Tone
+from bot.replies.base import Outcome, Reply
 from bot.replies.status import TONE_ORDER, EnvStatus, ServiceRow, StatusAllReply, StatusReply
 
 if TYPE_CHECKING:
@@ -72,22 +73,6 @@ def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
 
 # --- calls under one deadline (they run in parallel on the clusters' lanes, bot/clients/lanes.py) --------------
 
-def answer_deadline(invocation: Invocation) -> float:
-    """When backend calls must be done: a margin before the command's deadline, to still answer."""
-    left = invocation.remaining()
-    return time.monotonic() + left - min(1.0, left * 0.1)
-
-
-def unwrap(result: T | BotError) -> T:
-    """A gathered result, or its error raised."""
-    if isinstance(result, BotError):
-        raise result
-    return result
-
-
-def bind(function: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[], T]:
-    """A call to run later (on a lane)."""
-    return lambda: function(*args, **kwargs)
 
 
 # --- one service in one environment (pure: from the API's JSON to an EnvStatus) -------------------------
@@ -167,7 +152,7 @@ def _service_status(args: argparse.Namespace, invocation: Invocation) -> StatusR
     env_names = [args.env] if args.env else list(catalog.environments)
     detailed = bool(args.env)
     started = time.monotonic()
-    deadline = answer_deadline(invocation)
+    deadline = invocation.answer_deadline()
     lock_name = lease_name(args.service)
 
     fetched_by_env = _fetch_environments(invocation, env_names, deployment_name=deployment_name,
@@ -308,7 +293,7 @@ NAMESPACE_KINDS = ("deployments", "replicasets", "pods", "leases")
 def _all_status(args: argparse.Namespace, invocation: Invocation) -> StatusAllReply:
     catalog = invocation.catalog
     env_names = [args.env] if args.env else list(catalog.environments)
-    deadline = answer_deadline(invocation)
+    deadline = invocation.answer_deadline()
     clients = {}
     calls: dict[tuple[str, str], Callable[[], Any]] = {}
     broken: dict[str, BotError] = {}

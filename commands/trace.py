@@ -12,12 +12,11 @@ import argparse
 import time
 
 from bot.core.catalog import Catalog
-from bot.core.errors import UsageError
 from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.insight import logql
+from bot.insight.logs import explore_link, log_line, loki_labels, parse_since, user_text
 from bot.replies.base import Reply
 from bot.replies.logs import LogLookup, TraceReply
-from commands.logs import answer_deadline, explore_link, log_line, loki_labels, parse_since, user_text
 
 USAGE = "/svc trace <trace-id> [env] [--since 1h]"
 TRACE_LIMIT = 1000
@@ -32,10 +31,7 @@ def build_parser() -> CommandParser:
 
 
 def _trace_text(value: str) -> str:
-    try:
-        text = user_text(value.strip(), "the trace id")
-    except UsageError as exc:
-        raise UsageError(exc.message, usage=USAGE) from None
+    text = user_text(value.strip(), "the trace id", USAGE)
     assert text is not None
     return text
 
@@ -44,7 +40,7 @@ def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
     env = args.env or catalog.settings.default_env
     catalog.environment(env)
     _trace_text(args.trace_id)
-    parse_since(args.since)
+    parse_since(args.since, USAGE)
     return (env,)
 
 
@@ -54,13 +50,13 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     environment = catalog.environment(env)
     namespace_label, service_label = loki_labels(catalog)
     trace_id = _trace_text(args.trace_id)
-    since_seconds = parse_since(args.since)
+    since_seconds = parse_since(args.since, USAGE)
     services = tuple(sorted(catalog.services))
     search = logql.LogSearch(namespace_label=namespace_label, namespace=environment.namespace,
                              service_label=service_label, services=services, trace_id=trace_id)
     query = logql.log_query(search)
     loki = invocation.backends.loki()
-    deadline = answer_deadline(invocation)
+    deadline = invocation.answer_deadline()
     end_ns = time.time_ns()
     start_ns = end_ns - since_seconds * 1_000_000_000
     streams = loki.query_range(query, start_ns=start_ns, end_ns=end_ns, limit=TRACE_LIMIT,

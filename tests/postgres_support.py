@@ -22,8 +22,10 @@ def postgres_base_url() -> str:
     else:
         try:
             import psycopg  # noqa: F401, PLC0415
-        except ImportError:
-            reason = "psycopg is not installed (pip install 'psycopg[binary]>=3.2,<4')"
+            import psycopg_pool  # noqa: F401, PLC0415
+        except ImportError as exc:
+            reason = (f"{exc.name} is not installed "
+                      "(pip install 'psycopg[binary]>=3.2,<4' 'psycopg-pool>=3.2,<4')")
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must test the PostgreSQL store: {reason}")

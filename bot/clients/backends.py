@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from bot.clients.kube import KubeClient
     from bot.clients.loki import LokiClient
     from bot.core.catalog import Catalog
-    from bot.deploys.pipeline import RunEngine, RunSettings
-    from bot.deploys.store import Store
 
 log = structlog.get_logger("svcbot.backends")
 
@@ -31,7 +29,7 @@ class Backends:
         self.catalog = catalog
         self._lock = threading.Lock()
 
-    # --- Kubernetes (bot/clients/kube.py) ------------------------------------------------------------------
+    # --- Kubernetes (bot/clients/kube/) -------------------------------------------------------------------
     # bot.clients.kube (and with it the kubernetes package) is imported on first use only: the layers that
     # import this module must not depend on kubernetes, and verbs without a cluster start faster.
 
@@ -98,65 +96,8 @@ class Backends:
         if client is not None:
             client.close()
 
-    # --- store (bot/deploys/store.py) and deploy runs (bot/deploys/pipeline.py) ------------------------------------
-    # Opened on first use: verbs that never deploy never touch the database. `run_settings` may be
-    # replaced before the first deploy (tests use short intervals; the engine reads it once).
-
-    _store: Store | None = None
-    _runs: RunEngine | None = None
-    run_settings: RunSettings | None = None
-
-    def store(self) -> Store:
-        """The store at SVCBOT_DB (default under the user's data directory), migrated and recovered."""
-        from bot.deploys.store import Store  # noqa: PLC0415 - see above
-
-        with self._lock:
-            if self._store is None:
-                settings = self._run_settings()
-                self._store = Store.open(stale_after=settings.stale_after)
-            return self._store
-
-    def runs(self) -> RunEngine:
-        """The deploy engine: runs plans on its own executor, holds Lease locks on the clusters."""
-        from bot.clients.kube import DeployKube  # noqa: PLC0415 - kubernetes is imported when a run needs it
-        from bot.deploys.locks import LeaseLocker  # noqa: PLC0415
-        from bot.deploys.pipeline import RunEngine  # noqa: PLC0415
-
-        store = self.store()
-        with self._lock:
-            if self._runs is None:
-                settings = self._run_settings()
-
-                def kube_for(cluster: str) -> DeployKube:
-                    return DeployKube(self.kube(cluster))
-
-                locker = LeaseLocker(kube_for, duration=settings.lease_duration)
-                self._runs = RunEngine(store, kube_for=kube_for, locker=locker, settings=settings)
-            return self._runs
-
-    def _run_settings(self) -> RunSettings:
-        from bot.deploys.pipeline import RunSettings  # noqa: PLC0415
-
-        if self.run_settings is None:
-            self.run_settings = RunSettings()
-        return self.run_settings
-
-    def close_store(self, grace: float = 10.0, *, interrupt: bool = False) -> None:
-        """Let running deploys finish for up to `grace` seconds, then close the store (to be called from
-        close()). Runs still going are marked INTERRUPTED with `interrupt` (the process is stopping), else
-        left to the process's end, and the next process marks them INTERRUPTED."""
-        with self._lock:
-            runs, store = self._runs, self._store
-        if runs is not None and not runs.shutdown(grace, interrupt=interrupt):
-            return
-        with self._lock:
-            self._store = self._runs = None
-        if store is not None:
-            store.close()
 
     def close(self) -> None:
-        """Release connections; safe to call twice. Runs were given their time by close_store(grace)
-        before this, if the caller wanted to wait for them; here nobody waits."""
-        self.close_store(0.0)
+        """Release connections; safe to call twice."""
         self.close_loki()
         self.close_kube()

@@ -101,3 +101,15 @@ def gather(calls: Mapping[K, Callable[[], T]], deadline: float, *,
     for key, call in calls.items():
         fanout.submit(lane_of if isinstance(lane_of, str) else lane_of(key), key, call)
     return dict(fanout)
+
+
+def unwrap(result: T | BotError) -> T:
+    """A gathered result, or its error raised."""
+    if isinstance(result, BotError):
+        raise result
+    return result
+
+
+def bind(function: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[], T]:
+    """A call to run later (on a lane)."""
+    return lambda: function(*args, **kwargs)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,9 +30,27 @@ import structlog
 from bot.clients.breaker import CircuitBreaker
 from bot.core.catalog import Loki
 from bot.core.errors import BackendError, BackendUnavailable, BotError, DeadlineExceeded, UserError
-from bot.insight.logql import LABEL_NAME, MAX_LIMIT, LogStream, Series
 
 log = structlog.get_logger("svcbot.loki")
+
+LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_LIMIT = 5000  # Loki's default max_entries_limit_per_query
+
+
+@dataclass(frozen=True)
+class LogStream:
+    """One stream of a `streams` result: its labels (stream and extracted) and its [ns, line] entries."""
+
+    labels: Mapping[str, str]
+    entries: Sequence[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a `matrix` result: its labels and (unix seconds, value) points."""
+
+    labels: Mapping[str, str]
+    points: Sequence[tuple[float, float]] = field(default_factory=tuple)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_ATTEMPTS = 4

@@ -34,15 +34,10 @@ DEFAULT_VERSION_PATTERN = r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$"
 DEFAULT_SECRET_KEY_PATTERNS = (
     "password", "passwd", "secret", "token", "api_?key", "credential", "private", "dsn",
 )
-VERBS = (
-    "help", "status", "probe", "logs", "trace", "diff", "deploy", "rollback", "history",
-    "approve", "reject", "cancel",
-)
-# Verbs whose rules the catalog may name; approve/reject/cancel are governed by the request itself.
-RULE_VERBS = ("status", "probe", "logs", "trace", "diff", "deploy", "rollback", "history")
-GATED_VERBS = ("deploy", "rollback")
-
+# The catalog's verb list: the verbs access rules may name (a new verb adds its name here). approve, reject
+# and cancel are governed by the request itself, help by nobody.
 RuleVerb = Literal["status", "probe", "logs", "trace", "diff", "deploy", "rollback", "history"]
+GATED_VERBS = ("deploy", "rollback")
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 VarName = Annotated[str, StringConstraints(pattern=VAR_PATTERN)]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")

@@ -19,6 +19,7 @@ Every vote, decision and expiry is an audit event in the store (and a log line, 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import re
 import time
 from collections.abc import Sequence
@@ -29,16 +30,12 @@ import structlog
 
 from bot.core.errors import BackendError, Conflict, Forbidden, UserError
 from bot.core.policy import Policy
-from bot.deploys.pipeline import Plan
 from bot.deploys.store import FINAL, RequestRecord, State, Store, Vote
 from bot.insight.configdiff import compare, flatten
 from bot.insight.profiles import load_profile
-from bot.replies.approvals import ApprovalMessageReply, ConfigSummary, VoteFact
-from bot.replies.deploy import PlanLine
 
 if TYPE_CHECKING:
     from bot.core.catalog import Catalog
-    from bot.dispatch.command import Invocation
 
 log = structlog.get_logger("svcbot.approvals")
 
@@ -49,14 +46,22 @@ NOT_STARTED_EVENT = "run.not_started"  # audit: an approved request whose run co
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
+class Decision(enum.StrEnum):
+    """What a vote (or the approve that follows it) did."""
+
+    VOTED = "voted"  # an approval recorded, the quorum not reached yet
+    APPROVED = "approved"  # this vote reached the quorum and won the transition: the run is to start
+    START_AGAIN = "start"  # an APPROVED request whose start had failed, to be started again
+    STARTED = "started"  # (replies) the run started after START_AGAIN
+    REJECTED = "rejected"
+
+
 @dataclass(frozen=True)
 class VoteResult:
-    """What a vote did. decision: "voted" (recorded, quorum not reached), "approved" (this vote reached
-    the quorum and won the transition: the caller starts the run), "start" (an APPROVED request whose
-    start had failed, to be started again), "rejected"."""
+    """What a vote did (see Decision), with the request as it is after it and the approvals counted."""
 
     request: RequestRecord
-    decision: str
+    decision: Decision
     approvals: int
     quorum: int
 
@@ -84,11 +89,6 @@ def terms_of(request: RequestRecord) -> Terms:
                  quorum=max(1, int(block.get("quorum", 1))), self_approval=bool(block.get("self_approval", False)),
                  expires=float(expires) if expires is not None else None)
 
-
-def policy_for(invocation: Invocation) -> Policy:
-    """The dispatcher's policy when the invocation carries one (it resolves Slack user groups through
-    usergroups.users.list); otherwise the catalog's own, where user groups have no members."""
-    return invocation.policy or Policy(invocation.catalog)
 
 
 def mention(user: str) -> str:
@@ -133,7 +133,7 @@ def approve(store: Store, policy: Policy, request_id: str, user: str, *, now: fl
         # requester may start it now. Not offered while the first start may still be under way.
         if not (policy.matches(user, terms.approvers) or user == request.requester):
             raise Forbidden(_not_an_approver(policy, terms, request))
-        return VoteResult(request, "start", len(store.votes(request.id)), terms.quorum)
+        return VoteResult(request, Decision.START_AGAIN, len(store.votes(request.id)), terms.quorum)
     ensure_open(store, request, now)
     _ensure_may_approve(policy, terms, request, user)
     if not store.add_vote(request.id, user, "approve", now=now):
@@ -148,11 +148,11 @@ def approve(store: Store, policy: Policy, request_id: str, user: str, *, now: fl
     if len(counted) < terms.quorum:
         log.info("approval.vote_counted", request_id=request.id, approver=user, approvals=len(counted),
                  quorum=terms.quorum)
-        return VoteResult(store.request(request.id), "voted", len(counted), terms.quorum)
+        return VoteResult(store.request(request.id), Decision.VOTED, len(counted), terms.quorum)
     if store.transition(request.id, State.APPROVED, actor=user, expected=(State.PENDING,), unexpired=True,
                         reason=f"approved by {', '.join(counted)}", detail={"approvers": ", ".join(counted)},
                         now=now):
-        return VoteResult(store.request(request.id), "approved", len(counted), terms.quorum)
+        return VoteResult(store.request(request.id), Decision.APPROVED, len(counted), terms.quorum)
     # Someone else decided it first, or it expired between our check and our UPDATE.
     ensure_open(store, store.request(request.id), now)
     raise Conflict(f"{request.id} changed while your vote was counted; look at its message for what happened")
@@ -177,7 +177,7 @@ def reject(store: Store, policy: Policy, request_id: str, user: str, reason: str
     if store.transition(request.id, State.REJECTED, actor=user, expected=(State.PENDING,), unexpired=True,
                         reason=why, now=now):
         counted = approvals_counted(policy, terms, request, store.votes(request.id))
-        return VoteResult(store.request(request.id), "rejected", len(counted), terms.quorum)
+        return VoteResult(store.request(request.id), Decision.REJECTED, len(counted), terms.quorum)
     ensure_open(store, store.request(request.id), now)
     raise Conflict(f"{request.id} changed while your vote was counted; look at its message for what happened")
 
@@ -291,7 +291,42 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-# --- the approval message -------------------------------------------------------------------------------
+# --- the approval message's facts -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """How the target environment's configuration profile differs from the one the version comes from
+    (the previous environment in catalog order): counts and the first few keys, never values."""
+
+    base_env: str
+    env: str
+    changed: int = 0
+    only_base: int = 0
+    only_env: int = 0
+    unchanged: int = 0
+    keys: tuple[str, ...] = ()  # the first keys that differ
+    more: int = 0  # differing keys not listed
+    note: str = ""  # set when the profiles could not be compared, and why
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.changed or self.only_base or self.only_env)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base_env": self.base_env, "env": self.env, "changed": self.changed, "only_base": self.only_base,
+                "only_env": self.only_env, "unchanged": self.unchanged, "keys": list(self.keys),
+                "more": self.more, "note": self.note}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ConfigSummary | None:
+        if not isinstance(data, dict) or not data.get("env"):
+            return None
+        return cls(base_env=str(data.get("base_env", "")), env=str(data["env"]),
+                   changed=int(data.get("changed", 0)), only_base=int(data.get("only_base", 0)),
+                   only_env=int(data.get("only_env", 0)), unchanged=int(data.get("unchanged", 0)),
+                   keys=tuple(str(key) for key in data.get("keys", ())), more=int(data.get("more", 0)),
+                   note=str(data.get("note", "")))
+
 
 def config_summary(catalog: Catalog, service: str, env: str, *, deadline: float | None = None) -> ConfigSummary | None:
     """The target environment's profile against the previous environment's (catalog order), or None
@@ -325,36 +360,6 @@ def record_posted(store: Store, request: RequestRecord, channel: str, ts: str, *
     store.record(request.requester, POSTED_EVENT, request_id=request.id, detail=detail)
 
 
-def message_reply(store: Store, request_id: str, *, current_image: str | None = None,
-                  config: ConfigSummary | None = None, channel: str = "") -> ApprovalMessageReply:
-    """The approval message as the store has it now. Facts shown when it was posted (current image,
-    config summary) come from its `approval.posted` audit event unless given."""
-    request = store.request(request_id)
-    terms = terms_of(request)
-    events = store.audit(request.id)
-    posted = next((event for event in reversed(events) if event.event == POSTED_EVENT), None)
-    if posted is not None:
-        if current_image is None:
-            current_image = str(posted.detail.get("current_image") or "")
-        if config is None:
-            config = ConfigSummary.from_json(posted.detail.get("config"))
-    decision = next((event for event in reversed(events) if event.from_state == State.PENDING.value), None)
-    not_started = next((str(event.detail.get("reason") or "the deploy lock was held") for event in reversed(events)
-                        if event.event == NOT_STARTED_EVENT), "") if request.state is State.APPROVED else ""
-    plan = Plan.from_json(request.plan)
-    steps = tuple(PlanLine(target=step.target, line=step.describe(plan.workload),
-                           rollback_on_failure=step.rollback_on_failure) for step in plan.steps)
-    votes = tuple(VoteFact(approver=vote.approver, vote=vote.vote, reason=vote.reason, at=vote.at)
-                  for vote in store.votes(request.id))
-    return ApprovalMessageReply(
-        request_id=request.id, action=request.kind, service=request.service, env=request.env,
-        version=request.version, requester=request.requester, current_image=current_image or "",
-        target_image=plan.image, pipeline=plan.pipeline, steps=steps, approvers=terms.approvers,
-        quorum=terms.quorum, self_approval=terms.self_approval, expires_at=request.expires_at,
-        state=request.state.value, reason=request.reason, votes=votes,
-        decided_by=decision.actor if decision is not None else "",
-        decided_at=decision.at if decision is not None else None, config=config, channel=channel,
-        not_started=not_started, public=True)
 
 
 def run_has_ended(store: Store, request: RequestRecord) -> bool:

@@ -36,9 +36,9 @@ from bot.insight import kube_facts as rollout
 if TYPE_CHECKING:
     import psycopg
 
-    from bot.clients.backends import Backends
     from bot.clients.kube import DeployKube
     from bot.core.catalog import Catalog
+    from bot.deploys.facade import Deploys
 
 log = structlog.get_logger("svcbot.background")
 
@@ -154,7 +154,7 @@ def leadership_for(store: Store) -> Leadership:
 class BackgroundWork:
     """Runs `jobs` every `interval` seconds on whichever replica leads.
 
-    `store_factory` gives the process's store (`Backends.store`); it is called on the worker thread, so a
+    `store_factory` gives the process's store (`Deploys.store`); it is called on the worker thread, so a
     store that is down at start-up delays the jobs instead of stopping the bot.
     """
 
@@ -348,7 +348,7 @@ def _release_if_over(store: Store, kube: DeployKube, namespace: str, lease: dict
     return True
 
 
-def for_backends(backends: Backends, *, on_expired: Callable[[RequestRecord], None] | None = None,
+def for_deploys(deploys: Deploys, *, on_expired: Callable[[RequestRecord], None] | None = None,
                  sweep: Callable[[Store], Sequence[RequestRecord]] = Store.expire_overdue,
                  interval: float = DEFAULT_INTERVAL, expiry_every: float | None = None) -> BackgroundWork:
     """The bot's background work on its shared clients: approval expiry (`sweep`, announced by `on_expired`),
@@ -356,13 +356,13 @@ def for_backends(backends: Backends, *, on_expired: Callable[[RequestRecord], No
     thread once `serve` has set it), and lock housekeeping on the catalog's clusters. Call start() / stop()."""
 
     def on_interrupted(snapshot: Snapshot) -> None:
-        backends.runs().sink_for(snapshot).finished(snapshot)
+        deploys.engine().sink_for(snapshot).finished(snapshot)
 
     def kube_for(cluster: str) -> DeployKube:
         from bot.clients.kube import DeployKube  # noqa: PLC0415 - kubernetes is imported when housekeeping first runs
 
-        return DeployKube(backends.kube(cluster))
+        return DeployKube(deploys.backends.kube(cluster))
 
     jobs = [expiry_job(on_expired, sweep=sweep, every=expiry_every), recovery_job(on_interrupted),
-            lock_housekeeping_job(backends.catalog, kube_for)]
-    return BackgroundWork(backends.store, jobs, interval=interval)
+            lock_housekeeping_job(deploys.catalog, kube_for)]
+    return BackgroundWork(deploys.store, jobs, interval=interval)

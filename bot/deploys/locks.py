@@ -27,7 +27,7 @@ from bot.insight import kube_facts as rollout
 
 if TYPE_CHECKING:
     from bot.clients.kube import DeployKube
-    from bot.deploys.pipeline import Plan
+    from bot.deploys.plan import Plan
 
 log = structlog.get_logger("svcbot.locks")
 

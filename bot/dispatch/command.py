@@ -8,18 +8,20 @@ the acting user, the deadline, the catalog and lazily created backend clients. I
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
 from bot.core.errors import DeadlineExceeded, UsageError
+from bot.core.policy import Policy
 from bot.replies.base import Reply
 
 if TYPE_CHECKING:
     from bot.clients.backends import Backends
     from bot.core.catalog import Approval, Catalog
-    from bot.core.policy import Policy
+    from bot.deploys.facade import Deploys, Follow
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -45,12 +47,16 @@ class Invocation:
 
     catalog: Catalog
     backends: Backends
+    deploys: Deploys
     user: str  # a Slack user id, or the terminal's acting user
     request_id: str
     deadline: float  # time.monotonic() value by which the command must answer
-    source: str = "slack"  # "slack" or "terminal"
+    source: str = "slack"  # where the command came from, recorded with deploy requests ("slack", "terminal")
     channel: str = ""
     progress: Callable[[str], None] = field(default=no_progress)
+    # Set by the frontend that follows the runs a command starts (the terminal waits for them and prints
+    # their progress); None where runs report elsewhere (Slack: the request's thread) and the answer is at once.
+    follow: Follow | None = None
     os_user: str = ""  # the terminal's OS user, audited beside `user`
     commands: Mapping[str, Command] = field(default_factory=dict)  # the registry, for help
     approval: Approval | None = None  # set when the strictest matching access rule requires approval
@@ -62,6 +68,30 @@ class Invocation:
         if left <= 0:
             raise DeadlineExceeded("the command ran out of time")
         return left
+
+    def access(self) -> Policy:
+        """The dispatcher's policy when there is one (it resolves Slack user groups through
+        usergroups.users.list); otherwise the catalog's own, where user groups have no members."""
+        return self.policy or Policy(self.catalog)
+
+    def answer_deadline(self) -> float:
+        """When backend calls must be done: a margin before the command's deadline, to still answer."""
+        left = self.remaining()
+        return time.monotonic() + left - min(1.0, left * 0.1)
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def request_id_argument(usage: str) -> Callable[[str], str]:
+    """The argparse type of a request id as typed (or carried by a button): letters, digits and dashes."""
+
+    def request_id(text: str) -> str:
+        if not _REQUEST_ID.match(text):
+            raise UsageError(f"{text!r} is not a request id (ids look like 3f9a1c2e)", usage=usage)
+        return text
+
+    return request_id
 
 
 def no_envs(_args: argparse.Namespace, _catalog: Catalog) -> tuple[str, ...]:
@@ -90,6 +120,7 @@ class Command:
     examples: Sequence[str] = ()
     # approve/reject/cancel are governed by the request itself, help by nobody: no catalog rule applies.
     policy_exempt: bool = False
-    # In the terminal the command waits for the deploy run it starts or decides (`svcbot run` exits 3 when
-    # it ends badly), so the command deadline does not apply there; runs have their own step timeouts.
+    # Where the frontend follows runs (the terminal), the command waits for the deploy run it starts or
+    # decides (`svcbot run` exits 3 when it ends badly), so the command deadline does not apply there; runs
+    # have their own step timeouts.
     waits_for_run: bool = False

@@ -25,6 +25,7 @@ from bot.core.catalog import Catalog
 from bot.core.errors import BackendError, DeadlineExceeded, Forbidden, RateLimited, UsageError, UserError
 from bot.core.policy import Decision, Policy
 from bot.core.ratelimit import RateLimiter, describe_wait
+from bot.deploys.facade import Deploys, Follow
 from bot.dispatch.command import Command, Invocation, no_progress
 from bot.replies.base import Reply, error_message
 
@@ -60,6 +61,7 @@ class ParsedCommand:
 
 
 TERMINAL_RUN_WAIT = 24 * 3600.0  # seconds; a finite bound (Event.wait overflows on inf)
+WAIT_MARGIN = 0.5  # seconds kept before the command deadline to answer when a run outlasts it
 
 
 _ids = random.Random()  # noqa: S311 - request ids correlate log lines; they guard nothing
@@ -77,9 +79,11 @@ class Dispatcher:
         backends: Backends,
         commands: Mapping[str, Command],
         policy: Policy | None = None,
+        deploys: Deploys | None = None,
     ) -> None:
         self.catalog = catalog
         self.backends = backends
+        self.deploys = deploys or Deploys(catalog, backends)
         self.commands = dict(commands)
         self.policy = policy or Policy(catalog)
         limit, window = catalog.settings.rate_limit.per_user_window
@@ -142,8 +146,12 @@ class Dispatcher:
         progress: Callable[[str], None] = no_progress,
         os_user: str = "",
         deadline: float | None = None,
+        follow_runs: bool = False,
     ) -> Reply:
-        """Parse, authorize and run one command; never raises. Logs one `command.finished` line."""
+        """Parse, authorize and run one command; never raises. Logs one `command.finished` line.
+
+        `follow_runs`: the frontend follows the deploy runs a command starts (waits for them, their progress
+        lines to `progress`); without a `deadline` such commands then wait as long as the run takes."""
         request_id = request_id or new_request_id()
         started = time.monotonic()
         explicit_deadline = deadline is not None
@@ -161,12 +169,16 @@ class Dispatcher:
                 decision = self.authorize(parsed, user)
                 if not decision.allowed:
                     raise Forbidden(decision.reason)
-                if source == "terminal" and parsed.command.waits_for_run and not explicit_deadline:
-                    deadline = time.monotonic() + TERMINAL_RUN_WAIT
+                follow = None
+                if follow_runs:
+                    if parsed.command.waits_for_run and not explicit_deadline:
+                        deadline = time.monotonic() + TERMINAL_RUN_WAIT
+                    follow = Follow(progress, until=deadline - WAIT_MARGIN)
                 invocation = Invocation(
-                    catalog=self.catalog, backends=self.backends, user=user, request_id=request_id,
-                    deadline=deadline, source=source, channel=channel, progress=progress, os_user=os_user,
-                    commands=self.commands, approval=decision.approval, policy=self.policy,
+                    catalog=self.catalog, backends=self.backends, deploys=self.deploys, user=user,
+                    request_id=request_id, deadline=deadline, source=source, channel=channel, progress=progress,
+                    follow=follow, os_user=os_user, commands=self.commands, approval=decision.approval,
+                    policy=self.policy,
                 )
                 reply = self._run_with_deadline(parsed, invocation)
             except UsageError as exc:

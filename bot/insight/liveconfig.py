@@ -7,7 +7,7 @@ What counts (the service's container in the deployment's pod template):
   and `configMapKeyRef` values read from the ConfigMap (ConfigMaps are not secret);
 - `secretKeyRef`, `fieldRef` and `resourceFieldRef` stay references: a Secret is never read.
 
-`fetch_live_config` talks to the cluster (through `invocation.backends.kube`); `live_settings` is pure
+`fetch_live_config` talks to the cluster (through the client it is given); `live_settings` is pure
 and turns a `LiveConfig` into flat keys comparable with a profile (see bot.insight.configdiff).
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.core.catalog import Catalog
 from bot.core.errors import NotFound
-from bot.dispatch.command import Invocation
 from bot.insight.configdiff import Reference, bind_env, flatten
 from bot.insight.profiles import parse_profile, profile_pattern
 
@@ -76,15 +76,14 @@ class LiveConfig:
 # --- reading the cluster ------------------------------------------------------------------------------
 
 
-def fetch_live_config(invocation: Invocation, service: str, env: str) -> LiveConfig:
+def fetch_live_config(client: ConfigReader, catalog: Catalog, service: str, env: str, *,
+                      deadline: float) -> LiveConfig:
     """Read the service's deployment and the ConfigMaps its container uses in one environment."""
-    catalog = invocation.catalog
     environment = catalog.environment(env)
-    client: ConfigReader = invocation.backends.kube(environment.cluster)
     name = catalog.deployment_name(service)
-    deployment = client.read_deployment(environment.namespace, name, deadline=invocation.deadline)
+    deployment = client.read_deployment(environment.namespace, name, deadline=deadline)
     return read_live_config(client, deployment, environment.namespace, catalog.service(service).container,
-                            deadline=invocation.deadline)
+                            deadline=deadline)
 
 
 def read_live_config(client: ConfigReader, deployment: Mapping[str, Any], namespace: str, container_name: str,

@@ -14,12 +14,12 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from urllib.parse import quote
 
-LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_LIMIT = 5000  # Loki's default max_entries_limit_per_query
+from bot.clients.loki import LABEL_NAME, MAX_LIMIT, LogStream
+
 DEFAULT_LIMIT = 100
 
 # Severity order (DESIGN.md: debug < info < warn < error < fatal; `warning` = `warn`). Each level lists the
@@ -212,22 +212,6 @@ def explore_url(grafana_url: str, datasource_uid: str | None, query: str, start_
     return f"{grafana_url.rstrip('/')}/explore?schemaVersion=1&orgId=1&panes={quote(panes, safe='')}"
 
 
-# --- what Loki answers ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LogStream:
-    """One stream of a `streams` result: its labels (stream and extracted) and its [ns, line] entries."""
-
-    labels: Mapping[str, str]
-    entries: Sequence[tuple[int, str]]
-
-
-@dataclass(frozen=True)
-class Series:
-    """One series of a `matrix` result: its labels and (unix seconds, value) points."""
-
-    labels: Mapping[str, str]
-    points: Sequence[tuple[float, float]] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot.core.tone import Tone
 from bot.insight.secrets import mask_text
-from bot.replies.base import Tone
 
 JSON = Mapping[str, Any]
 # The kubelet's defaults (k8s.io/api core/v1 Probe).

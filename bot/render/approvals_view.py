@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from bot.core.tone import Tone
+from bot.deploys.approvals import ConfigSummary, Decision
 from bot.insight.kube_facts import image_tag
-from bot.render.document import Button, Buttons, Code, Document, Element, Fields, Lines, Note, Paragraph
+from bot.render.document import Button, Buttons, Code, Delivery, Document, Element, Fields, Lines, Note, Paragraph
 from bot.render.views import to_document, view
-from bot.replies.approvals import ApprovalMessageReply, ApprovalReply, ConfigSummary, WithdrawnReply
-from bot.replies.base import Tone
+from bot.replies.approvals import ApprovalMessageReply, ApprovalReply, WithdrawnReply
 from bot.replies.deploy import PlanLine
 
 APPROVE_ACTION = "svc_approve"  # bot/slack/app.py's ACTIONS map these to the verbs
@@ -191,30 +192,29 @@ def approval_message_view(reply: ApprovalMessageReply) -> Document:
     else:
         elements.extend(_decision(reply))
         elements.append(Note(f"request {reply.request_id} · /svc history {reply.service} {reply.env}"))
-    extra = {"delivery": "post", "request_id": reply.request_id} if reply.state == "PENDING" else {}
-    if extra and reply.channel:
-        extra["channel"] = reply.channel
+    delivery = (Delivery(post=True, request_id=reply.request_id, channel=reply.channel)
+                if reply.state == "PENDING" else Delivery())
     return Document(summary=f"{reply.service} {reply.env}: {headline} (request {reply.request_id})",
-                    elements=tuple(elements), public=reply.public, tone=tone, extra=extra)
+                    elements=tuple(elements), public=reply.public, tone=tone, delivery=delivery)
 
 
 @view(ApprovalReply)
 def approval_reply_view(reply: ApprovalReply) -> Document:
     asked = what(reply.action, reply.service, reply.env, reply.version)
     tally = f"{reply.approvals} of {reply.quorum} approvals"
-    if reply.decision == "voted":
+    if reply.decision is Decision.VOTED:
         missing = reply.quorum - reply.approvals
         title = (f"you approved {reply.request_id} ({asked}): {tally}; waiting for {missing} more "
                  f"approver{'s' if missing > 1 else ''}")
         tone = Tone.INFO
-    elif reply.decision in ("approved", "started"):
-        verb = "approved" if reply.decision == "approved" else "started"
+    elif reply.decision in (Decision.APPROVED, Decision.STARTED):
+        verb = reply.decision.value
         title = f"you {verb} {reply.request_id}: {asked}"
         tone = Tone.OK if not reply.not_started else Tone.WARN
-    elif reply.decision == "rejected":
+    elif reply.decision is Decision.REJECTED:
         title, tone = f"you rejected {reply.request_id}: {asked}; nothing will be deployed", Tone.WARN
     else:
-        title, tone = f"{reply.decision}: {reply.request_id} ({asked})", Tone.INFO
+        title, tone = f"{reply.decision.value}: {reply.request_id} ({asked})", Tone.INFO
     elements: list[Element] = [Paragraph(title, tone=tone, strong=True)]
     if reply.reason:
         elements.append(Paragraph(f"reason: {reply.reason}"))  # as typed: escaped
@@ -227,14 +227,14 @@ def approval_reply_view(reply: ApprovalReply) -> Document:
     elif reply.run is not None:
         elements.append(Note(f"the {reply.action} is running: progress in the request message's thread · "
                              f"/svc cancel {reply.request_id} stops it"))
-    elif reply.decision == "voted":
+    elif reply.decision is Decision.VOTED:
         elements.append(commands_note(reply.request_id))
     document_tone = tone
     if reply.run is not None and reply.run.waited:
         document_tone = RUN_TONES.get(reply.run.state, tone)
     # The approval message shows the decision too: the Slack wiring updates it after this answer.
     return Document(summary=title, elements=tuple(elements), public=reply.public, tone=document_tone,
-                    extra={"refresh": reply.request_id})
+                    delivery=Delivery(refreshes=reply.request_id))
 
 
 @view(WithdrawnReply)
@@ -242,4 +242,4 @@ def withdrawn_view(reply: WithdrawnReply) -> Document:
     asked = what(reply.action, reply.service, reply.env, reply.version)
     title = f"{reply.request_id} withdrawn: {asked}; nothing will be deployed"
     return Document(summary=title, elements=(Paragraph(title, tone=Tone.WARN, strong=True),), public=reply.public,
-                    tone=Tone.WARN, extra={"refresh": reply.request_id})
+                    tone=Tone.WARN, delivery=Delivery(refreshes=reply.request_id))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from bot.core.tone import Tone
 from bot.insight.kube_facts import human_age, image_tag
 from bot.render.approvals_view import approval_message_view
-from bot.render.document import Code, Document, Element, Fields, Heading, Lines, Note, Paragraph, Table
+from bot.render.document import Code, Delivery, Document, Element, Fields, Heading, Lines, Note, Paragraph, Table
 from bot.render.views import view
 from bot.replies.approvals import ApprovalMessageReply
-from bot.replies.base import Tone
 from bot.replies.deploy import (
     CancelReply,
     DeployPendingReply,
@@ -83,9 +83,9 @@ def _mention(user: str) -> str:
     return f"<@{user}>" if user[:1] in "UW" and user.isalnum() and user.isupper() else user
 
 
-def _threaded(request_id: str) -> dict[str, str]:
+def _threaded(request_id: str) -> Delivery:
     """Post with chat.postMessage (its ts is the thread progress goes to), and tie it to the request."""
-    return {"delivery": "post", "request_id": request_id}
+    return Delivery(post=True, request_id=request_id)
 
 
 @view(DeployRunReply)
@@ -103,7 +103,7 @@ def run_view(reply: DeployRunReply) -> Document:
             Note(f"{where} · /svc cancel {reply.request_id} stops it"),
         ]
         return Document(summary=headline, elements=tuple(elements), public=reply.public, tone=tone,
-                        extra=_threaded(reply.request_id) if not reply.waited else {})
+                        delivery=_threaded(reply.request_id) if not reply.waited else Delivery())
     duration = f" in {_seconds(reply.duration)}" if reply.duration is not None else ""
     headline = f"{what} {reply.state}{duration}: {reply.change}"
     elements = [Paragraph(headline, tone=tone, strong=True)]

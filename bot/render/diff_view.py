@@ -11,6 +11,7 @@ import json
 import re
 from typing import TypeVar
 
+from bot.core.tone import Tone
 from bot.insight.configdiff import ConfigDiff, DiffValue, KeyChange, KeyValue
 from bot.render import text as text_render
 from bot.render.document import (
@@ -26,7 +27,6 @@ from bot.render.document import (
     Table,
 )
 from bot.render.views import view
-from bot.replies.base import Tone
 from bot.replies.diff import DiffReply, Drift
 
 SECTION_LIMIT = 15  # rows a group shows in a message

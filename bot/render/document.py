@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.replies.base import Tone
+from bot.core.tone import Tone
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,21 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """Where a message goes and what it keeps up to date. Slack's delivery acts on it; the terminal has no
+    threads or channels to choose and ignores it."""
+
+    post: bool = False  # chat.postMessage, not response_url: the message is updated or threaded later
+    request_id: str = ""  # the deploy request this message stands for (its ts is stored as the request's thread)
+    channel: str = ""  # another channel than the one asked in (the approvals channel)
+    refreshes: str = ""  # the request whose approval message this answer changes: it is brought up to date
+
+
+@dataclass(frozen=True)
 class Document:
     summary: str  # one line: notification text and the fallback for clients without blocks
     elements: tuple[Element, ...] = ()
     attachment: Attachment | None = None
     public: bool = False  # in_channel in Slack
     tone: Tone = Tone.INFO
-    extra: dict[str, str] = field(default_factory=dict)  # e.g. a thread to post into
+    delivery: Delivery = field(default_factory=Delivery)

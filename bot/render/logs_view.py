@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable, Sequence
 
+from bot.core.tone import Tone
+from bot.insight.logs import LogLine
 from bot.render.document import Attachment, Code, Document, Element, Lines, Note, Paragraph, Table
 from bot.render.views import view
-from bot.replies.base import Tone
-from bot.replies.logs import LogLine, LogLookup, LogsReply, TraceReply
+from bot.replies.logs import LogLookup, LogsReply, TraceReply
 
 SHOWN_LINES = 30  # lines in a message; the rest go in the attached file
 MESSAGE_WIDTH = 140  # characters of a message shown in a chat line (the file has them whole)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from bot.core.tone import Tone
 from bot.render.document import Document, Element, Heading, Lines, Note, Paragraph, Table
 from bot.render.status_view import event_words
 from bot.render.views import view
-from bot.replies.base import Tone
 from bot.replies.probe import HttpCheck, ProbeReply
 
 MAX_BODY_LINES = 4

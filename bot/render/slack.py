@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.tone import Tone
 from bot.render import text as text_render
 from bot.render.document import (
     Attachment,
     Buttons,
     Code,
+    Delivery,
     Divider,
     Document,
     Element,
@@ -27,7 +29,6 @@ from bot.render.document import (
     Paragraph,
     Table,
 )
-from bot.replies.base import Tone
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -71,7 +72,7 @@ class SlackMessage:
     attachment: Attachment | None = None
     public: bool = False
     truncated: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    delivery: Delivery = field(default_factory=Delivery)
 
 
 def render(document: Document) -> SlackMessage:
@@ -91,7 +92,7 @@ def render(document: Document) -> SlackMessage:
     if len(fallback) > MAX_FALLBACK_TEXT:
         fallback = fallback[: MAX_FALLBACK_TEXT - 1] + "…"
     return SlackMessage(text=fallback, blocks=blocks, attachment=attachment, public=document.public,
-                        truncated=truncated, extra=dict(document.extra))
+                        truncated=truncated, delivery=document.delivery)
 
 
 def _cut(blocks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

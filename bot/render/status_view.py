@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bot.core.tone import Tone
 from bot.insight.kube_facts import DeployLock, EventLine, HpaSummary, RolloutState, human_age
 from bot.render.document import Document, Element, Fields, Heading, Lines, Note, Paragraph, Table
 from bot.render.text import MARKERS
 from bot.render.views import view
-from bot.replies.base import Tone
 from bot.replies.status import EnvStatus, StatusAllReply, StatusReply
 
 BAR_WIDTH = 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from bot.core.tone import Tone
 from bot.render.document import (
     Buttons,
     Code,
@@ -18,7 +19,6 @@ from bot.render.document import (
     Paragraph,
     Table,
 )
-from bot.replies.base import Tone
 
 MARKERS = {Tone.OK: "✓", Tone.WARN: "!", Tone.BAD: "✗", Tone.INFO: "·", Tone.UNKNOWN: "?"}
 

@@ -5,8 +5,8 @@ lays them out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from bot.deploys.approvals import ConfigSummary, Decision
 from bot.replies.base import Reply
 from bot.replies.deploy import CancelReply, DeployRunReply, PlanLine
 
@@ -19,39 +19,6 @@ class VoteFact:
     at: float
 
 
-@dataclass(frozen=True)
-class ConfigSummary:
-    """How the target environment's configuration profile differs from the one the version comes from
-    (the previous environment in catalog order): counts and the first few keys, never values."""
-
-    base_env: str
-    env: str
-    changed: int = 0
-    only_base: int = 0
-    only_env: int = 0
-    unchanged: int = 0
-    keys: tuple[str, ...] = ()  # the first keys that differ
-    more: int = 0  # differing keys not listed
-    note: str = ""  # set when the profiles could not be compared, and why
-
-    @property
-    def differs(self) -> bool:
-        return bool(self.changed or self.only_base or self.only_env)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"base_env": self.base_env, "env": self.env, "changed": self.changed, "only_base": self.only_base,
-                "only_env": self.only_env, "unchanged": self.unchanged, "keys": list(self.keys),
-                "more": self.more, "note": self.note}
-
-    @classmethod
-    def from_json(cls, data: Any) -> ConfigSummary | None:
-        if not isinstance(data, dict) or not data.get("env"):
-            return None
-        return cls(base_env=str(data.get("base_env", "")), env=str(data["env"]),
-                   changed=int(data.get("changed", 0)), only_base=int(data.get("only_base", 0)),
-                   only_env=int(data.get("only_env", 0)), unchanged=int(data.get("unchanged", 0)),
-                   keys=tuple(str(key) for key in data.get("keys", ())), more=int(data.get("more", 0)),
-                   note=str(data.get("note", "")))
 
 
 @dataclass(frozen=True)
@@ -95,9 +62,9 @@ class ApprovalMessageReply(Reply):
 class ApprovalReply(Reply):
     """What /svc approve or reject did to a request awaiting approval.
 
-    decision: "voted" (an approval recorded, more are needed), "approved" (quorum reached: the run
-    started, or `not_started` says why not), "started" (an approved request whose start had failed,
-    started now), "rejected".
+    decision: VOTED (an approval recorded, more are needed), APPROVED (quorum reached: the run
+    started, or `not_started` says why not), STARTED (an approved request whose start had failed,
+    started now), REJECTED.
     """
 
     request_id: str
@@ -106,7 +73,7 @@ class ApprovalReply(Reply):
     env: str
     version: str
     user: str  # who acted
-    decision: str
+    decision: Decision
     approvals: int = 0
     quorum: int = 1
     reason: str = ""  # a rejection's or withdrawal's reason, as typed

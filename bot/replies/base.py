@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from bot.core.tone import Tone
+
 
 class Outcome(enum.Enum):
     """How a command ended; decides ephemeral vs in-channel, the log line and `svcbot run`'s exit code."""
@@ -24,14 +26,6 @@ class Outcome(enum.Enum):
         return {Outcome.OK: 0, Outcome.USER_ERROR: 1, Outcome.INTERNAL_ERROR: 2, Outcome.RUN_FAILED: 3}[self]
 
 
-class Tone(enum.Enum):
-    """A status marker: rendered as an emoji in Slack and a symbol in the terminal."""
-
-    OK = "ok"
-    WARN = "warn"
-    BAD = "bad"
-    INFO = "info"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.replies.base import Reply
+from bot.deploys.facade import CurrentImage, Pending
+from bot.deploys.plan import Plan
+from bot.deploys.progress import change_text
+from bot.deploys.store import BAD_ENDINGS, Snapshot
+from bot.replies.base import Outcome, Reply
 
 
 @dataclass(frozen=True)
@@ -131,3 +135,46 @@ class CancelReply(Reply):
     env: str
     state: str  # the request's state after the command (CANCELLED, or RUNNING while it stops)
     detail: str
+
+
+# --- from the deploys facade's outcomes --------------------------------------------------------------------
+
+def plan_lines(plan: Plan) -> tuple[PlanLine, ...]:
+    return tuple(PlanLine(target=step.target, line=step.describe(plan.workload),
+                          rollback_on_failure=step.rollback_on_failure) for step in plan.steps)
+
+
+def plan_reply(plan: Plan, current: CurrentImage) -> DeployPlanReply:
+    """A dry run: the plan like `make -n`, with what runs now."""
+    return DeployPlanReply(action=plan.action, service=plan.service, env=plan.env, version=plan.version,
+                           pipeline=plan.pipeline, namespace=plan.workload.namespace,
+                           deployment=plan.workload.deployment, current_image=current.image, target_image=plan.image,
+                           steps=plan_lines(plan), note=current.note)
+
+
+def pending_reply(plan: Plan, pending: Pending) -> DeployPendingReply:
+    """A request stored PENDING, waiting for its approvers."""
+    request, approval = pending.request, pending.approval
+    return DeployPendingReply(
+        request_id=request.id, action=plan.action, service=plan.service, env=plan.env, version=plan.version,
+        requester=request.requester, current_image=pending.current_image, target_image=plan.image,
+        steps=plan_lines(plan), approvers=approval.approvers, quorum=approval.quorum,
+        expires_at=request.expires_at, reason=f"{plan.env} {plan.action}s need approval", public=True)
+
+
+def run_reply(snapshot: Snapshot, *, waited: bool, approved_by: tuple[str, ...] = ()) -> DeployRunReply:
+    """A run as the store has it: RUNNING when the caller does not wait, its outcome when it did."""
+    request, record = snapshot.request, snapshot.run
+    steps = tuple(RunStepFact(seq=step.seq, target=step.target, kind=step.kind, description=step.description,
+                              state=step.state.value, duration=step.duration, error=step.error,
+                              output_tail=step.output_tail) for step in snapshot.steps)
+    ended_badly = snapshot.state in BAD_ENDINGS
+    return DeployRunReply(
+        request_id=request.id, action=request.kind, service=request.service, env=request.env,
+        version=request.version, requester=request.requester, state=request.state.value,
+        change=change_text(snapshot), from_image=record.from_image if record else "",
+        to_image=record.to_image if record else "", started_at=record.started_at if record else None,
+        duration=record.duration if record else None, steps=steps, reason=request.reason,
+        failure=record.failure if record else "", rollback=record.rollback if record else "", waited=waited,
+        approved_by=approved_by,
+        outcome=Outcome.RUN_FAILED if ended_badly else Outcome.OK, public=True)

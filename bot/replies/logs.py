@@ -5,35 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.insight.logs import LevelSeries, LogLine
 from bot.replies.base import Reply
-
-
-@dataclass(frozen=True)
-class LogLine:
-    """One log line as the on-call engineer reads it."""
-
-    timestamp_ns: int
-    level: str  # canonical (debug, info, warn, error, fatal), another word as logged, or "" if none
-    message: str  # the JSON message field, or the whole line when it is not JSON
-    trace_id: str = ""
-    service: str = ""  # the stream's service label (trace shows it)
-    parsed: bool = True  # False: the line is not JSON and `message` is the raw line
-
-
-@dataclass(frozen=True)
-class LevelSeries:
-    """Lines of one level per time bucket over the range (the sparkline)."""
-
-    level: str
-    counts: tuple[int, ...]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts)
-
-    @property
-    def peak_index(self) -> int:
-        return max(range(len(self.counts)), key=lambda index: (self.counts[index], index)) if self.counts else 0
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.core.tone import Tone
 from bot.insight.kube_facts import DeployLock, EventLine, HpaSummary, PodDiagnosis, RolloutState
-from bot.replies.base import Reply, Tone
+from bot.replies.base import Reply
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from bot.core.errors import BackendError, NotFound
-from bot.deploys.pipeline import ProgressSink, final_line, start_line, step_line
+from bot.deploys.progress import ProgressSink, final_line, start_line, step_line
 from bot.deploys.store import Snapshot, StepRecord, StepState, Store
 from bot.render import slack as slack_render
 from bot.render.slack import escape
 from bot.render.views import to_document
+from bot.replies.deploy import run_reply
 from bot.slack.webapi import SlackPoster
-from commands.deploy import run_reply
 
 log = structlog.get_logger("svcbot.progress")
 

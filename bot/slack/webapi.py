@@ -77,7 +77,7 @@ class SlackPoster:
     def deliver(self, message: SlackMessage, to: Destination) -> str | None:
         """Send a rendered reply; returns the message ts when it was posted with chat.postMessage."""
         ts: str | None = None
-        if message.extra.get("delivery") == "post" or to.response_url is None:
+        if message.delivery.post or to.response_url is None:
             try:
                 ts = self.post(to.channel, message, thread_ts=to.thread_ts)
             except _NotAMember:

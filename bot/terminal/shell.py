@@ -66,7 +66,8 @@ def run_once(dispatcher: Dispatcher, text: str, user: str, out: TextIO = sys.std
     def progress(line: str) -> None:
         print(line, file=out, flush=True)
 
-    reply = dispatcher.execute(text, user, source="terminal", progress=progress, os_user=os_user())
+    reply = dispatcher.execute(text, user, source="terminal", progress=progress, os_user=os_user(),
+                               follow_runs=True)
     out.write(render_reply(reply))
     out.flush()
     return reply.outcome.exit_code

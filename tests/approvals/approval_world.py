@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from bot.deploys.pipeline import RunSettings
+from bot.deploys.engine import RunSettings
 from bot.deploys.store import FINAL, RequestRecord, State, Store
 from bot.runtime import build_runtime
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from sandbox.slack import SlackSandbox
 from sandbox.slack import payloads as slack_payloads
 from sandbox.stack import SandboxStack
@@ -126,7 +126,7 @@ class ApprovalWorld:
     def start_bot(self, *, socket_mode: bool = False, catalog_path: Path | None = None) -> bot_app.Running:
         """A bot in this process (HTTP mode, or Socket Mode) on the world's store."""
         runtime = build_runtime(catalog_path or self.catalog_path)
-        runtime.backends.run_settings = RUN_SETTINGS
+        runtime.deploys.run_settings = RUN_SETTINGS
         running = bot_app.start(catalog_path or self.catalog_path, port=0, health_port=0,
                                 environ=self.environ(socket_mode=socket_mode), runtime=runtime)
         self.bots.append(running)

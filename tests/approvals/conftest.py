@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from approval_world import ApprovalWorld, approvals_catalog, write_catalog
 
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from sandbox.slack import SlackSandbox
 from sandbox.stack import SandboxStack
 

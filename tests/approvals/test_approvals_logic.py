@@ -18,12 +18,14 @@ from bot.core.catalog import Catalog, load_catalog
 from bot.core.errors import Conflict, Forbidden, UserError
 from bot.core.policy import Policy
 from bot.deploys import approvals
-from bot.deploys.pipeline import plan_deploy
+from bot.deploys.plan import plan_deploy
 from bot.deploys.store import NewRequest, RequestRecord, State, Store
 from bot.render import slack as slack_render
+from bot.render.document import Delivery
 from bot.render.views import to_document
 from bot.replies.approvals import ApprovalReply, WithdrawnReply
 from bot.runtime import build_runtime
+from bot.slack.approval_message import approval_message
 from bot.terminal.shell import render_reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,21 +208,21 @@ class TestCommands:
         monkeypatch.setenv("SVCBOT_DB", str(tmp_path / "cmd.db"))
         runtime = build_runtime(catalog_path)
         try:
-            store = runtime.backends.store()
+            store = runtime.deploys.store()
             first = pending(store, runtime.catalog, "prod")
-            refused = runtime.dispatcher.execute(f"cancel {first.id}", "U0DAVE", source="terminal")
+            refused = runtime.dispatcher.execute(f"cancel {first.id}", "U0DAVE", source="terminal", follow_runs=True)
             assert "may cancel" in render_reply(refused)
-            reply = runtime.dispatcher.execute(f"cancel {first.id}", "U0ALICE", source="terminal")
+            reply = runtime.dispatcher.execute(f"cancel {first.id}", "U0ALICE", source="terminal", follow_runs=True)
             assert isinstance(reply, WithdrawnReply)
             assert reply.state == "CANCELLED"
             assert store.request(first.id).state is State.CANCELLED
-            assert to_document(reply).extra == {"refresh": first.id}
+            assert to_document(reply).delivery == Delivery(refreshes=first.id)
             stale = pending(store, runtime.catalog, "prod", expires_in=0.01)
             time.sleep(0.05)
-            expired = runtime.dispatcher.execute(f"cancel {stale.id}", "U0ALICE", source="terminal")
+            expired = runtime.dispatcher.execute(f"cancel {stale.id}", "U0ALICE", source="terminal", follow_runs=True)
             assert "this request expired" in render_reply(expired)
             assert store.request(stale.id).state is State.EXPIRED
-            usage = runtime.dispatcher.execute("reject 'a b'", "U0CAROL", source="terminal")
+            usage = runtime.dispatcher.execute("reject 'a b'", "U0CAROL", source="terminal", follow_runs=True)
             assert "is not a request id" in render_reply(usage)
         finally:
             runtime.close()
@@ -231,14 +233,14 @@ class TestCommands:
         monkeypatch.setenv("SVCBOT_DB", str(tmp_path / "cmd.db"))
         runtime = build_runtime(catalog_path)
         try:
-            request = pending(runtime.backends.store(), runtime.catalog, "prod")
+            request = pending(runtime.deploys.store(), runtime.catalog, "prod")
             reply = runtime.dispatcher.execute(f"reject {request.id} wait for the freeze", "U0ERIN",
-                                               source="terminal")
+                                               source="terminal", follow_runs=True)
             assert isinstance(reply, ApprovalReply)
             assert reply.reason == "wait for the freeze"
             assert "you rejected" in render_reply(reply)
-            assert runtime.backends.store().request(request.id).state is State.REJECTED
-            listing = render_reply(runtime.dispatcher.execute("help", "U0ALICE", source="terminal"))
+            assert runtime.deploys.store().request(request.id).state is State.REJECTED
+            listing = render_reply(runtime.dispatcher.execute("help", "U0ALICE", source="terminal", follow_runs=True))
             assert "/svc approve <id>" in listing
             assert "/svc reject <id> [reason]" in listing
         finally:
@@ -259,7 +261,7 @@ class TestMessage:
         assert approvals.config_summary(catalog, "orders", "prod") is None  # no profiles: nothing to say
         approvals.record_posted(store, request, "C0APPROVALS", "1.0",
                                 current_image="registry.example.com/payment:1.4.1", config=summary)
-        pending_message = slack_render.render(to_document(approvals.message_reply(store, request.id)))
+        pending_message = slack_render.render(to_document(approval_message(store, request.id)))
         text = json.dumps(pending_message.blocks, ensure_ascii=False)
         assert "1.4.1 → 1.4.2" in text
         assert "config staging → prod" in text
@@ -271,14 +273,14 @@ class TestMessage:
         for secret in _secret_values(catalog):
             assert secret not in text
         approvals.reject(store, Policy(catalog), request.id, "U0ERIN", "see <!channel> and <@U0BOB>")
-        rejected = slack_render.render(to_document(approvals.message_reply(store, request.id)))
+        rejected = slack_render.render(to_document(approval_message(store, request.id)))
         text = json.dumps(rejected.blocks, ensure_ascii=False)
         assert "svc_approve" not in text
         assert "rejected by <@U0ERIN>" in text
         assert "see &lt;!channel&gt; and &lt;@U0BOB&gt;" in text
         assert "1.4.1 → 1.4.2" in text  # the facts it showed when posted
-        assert rejected.extra == {}
-        assert "/svc approve" not in render_reply(approvals.message_reply(store, request.id))
+        assert rejected.delivery == Delivery()
+        assert "/svc approve" not in render_reply(approval_message(store, request.id))
 
 
 def _secret_values(catalog: Catalog) -> list[str]:
@@ -309,10 +311,11 @@ def test_user_group_approvers_through_the_dispatcher(catalog_path: Path, catalog
                             resolve_user_group=lambda group: frozenset({"U0ERIN"}) if group == "S0RELEASE"
                             else frozenset())
     try:
-        refused = runtime.dispatcher.execute(f"reject {request.id} no", "U0BOB", source="terminal")
+        refused = runtime.dispatcher.execute(f"reject {request.id} no", "U0BOB", source="terminal", follow_runs=True)
         assert "you are not an approver for dev" in render_reply(refused)
         assert store.request(request.id).state is State.PENDING
-        decided = runtime.dispatcher.execute(f"reject {request.id} not today", "U0ERIN", source="terminal")
+        decided = runtime.dispatcher.execute(f"reject {request.id} not today", "U0ERIN", source="terminal",
+                                             follow_runs=True)
         assert "rejected" in render_reply(decided)
         assert store.request(request.id).state is State.REJECTED
     finally:

@@ -20,7 +20,7 @@ from approval_world import (
 )
 
 from bot.deploys.store import State
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 
 
 def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:

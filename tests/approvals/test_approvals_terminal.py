@@ -30,7 +30,8 @@ def test_svcbot_run_approve_in_the_sandbox_catalog(world: ApprovalWorld) -> None
     runtime = build_runtime(world.stack.directory / "catalog.yaml")
     try:
         asked = [runtime.dispatcher.execute(f"deploy payment prod {version}", "U0ALICE", source="terminal",
-                                            deadline=time.monotonic() + 30) for version in ("1.4.2", "1.5.3")]
+                                            follow_runs=True, deadline=time.monotonic() + 30)
+                 for version in ("1.4.2", "1.5.3")]
     finally:
         runtime.close()
     good, failing = asked

@@ -12,7 +12,7 @@ from deploy_fakes import EXECUTED, FAKE_KINDS, FAST, GATES, MemoryLocker
 from deploy_world import SANDBOX_SETTINGS, DeployWorld, sandbox_catalog
 
 from bot.core.catalog import Catalog, load_catalog
-from bot.deploys.pipeline import RunEngine
+from bot.deploys.engine import RunEngine
 from bot.deploys.store import Store
 from bot.runtime import build_runtime
 from sandbox.stack import SandboxStack
@@ -132,10 +132,10 @@ def _world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeployWo
     catalog_path = tmp_path / "catalog.yaml"
     catalog_path.write_text(yaml.safe_dump(sandbox_catalog(stack)))
     runtime = build_runtime(catalog_path)
-    runtime.backends.run_settings = SANDBOX_SETTINGS
+    runtime.deploys.run_settings = SANDBOX_SETTINGS
     try:
         yield DeployWorld(stack=stack, runtime=runtime, catalog_path=catalog_path, db_path=db_path)
     finally:
-        runtime.backends.close_store(10.0)
+        runtime.deploys.close_store(10.0)
         runtime.close()
         stack.stop()

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.core.errors import Conflict
-from bot.deploys.pipeline import Plan, PlannedStep, RunSettings
+from bot.deploys.engine import RunSettings
+from bot.deploys.plan import Plan, PlannedStep
 from bot.deploys.steps.base import StepContext, StepFailed, StepKind, Workload
 from bot.deploys.store import NewRequest, State, Store
 

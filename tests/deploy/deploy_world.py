@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.deploys.pipeline import RunSettings
+from bot.deploys.engine import RunSettings
 from bot.replies.base import Reply
 from bot.runtime import Runtime
 from sandbox.stack import SandboxStack
@@ -28,8 +28,9 @@ class DeployWorld:
     def run(self, text: str, user: str = "U0ALICE", *, source: str = "terminal",
             progress: list[str] | None = None) -> Reply:
         lines = progress if progress is not None else []
+        # The terminal follows the runs it starts; Slack does not (its progress goes to the thread).
         return self.runtime.dispatcher.execute(text, user, source=source, progress=lines.append,
-                                               deadline=time.monotonic() + 60)
+                                               deadline=time.monotonic() + 60, follow_runs=source == "terminal")
 
     def deployment(self, env: str, name: str) -> dict[str, Any]:
         assert self.stack.kube is not None

@@ -22,12 +22,12 @@ def _runtime(catalog_path: Path, db_path: Path, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     runtime = build_runtime(catalog_path)
     yield runtime
-    runtime.backends.close_store(1.0)
+    runtime.deploys.close_store(1.0)
     runtime.close()
 
 
 def _run(runtime: Runtime, text: str, user: str = "U0ALICE") -> Reply:
-    return runtime.dispatcher.execute(text, user, source="terminal", deadline=time.monotonic() + 20)
+    return runtime.dispatcher.execute(text, user, source="terminal", follow_runs=True, deadline=time.monotonic() + 20)
 
 
 class TestDryRun:

@@ -16,8 +16,9 @@ from deploy_world import DeployWorld
 
 from bot.clients.kube import DeployKube
 from bot.core.errors import Conflict
+from bot.deploys.engine import RunEngine
 from bot.deploys.locks import LeaseLocker
-from bot.deploys.pipeline import RunEngine, plan_deploy
+from bot.deploys.plan import plan_deploy
 from bot.deploys.store import State, StepState, Store
 from bot.insight.kube_facts import deploy_lock
 from bot.render.slack import render as slack_render
@@ -129,14 +130,14 @@ class TestRollbackAndHistory:
         """Issue 8's path: a PENDING prod request, once APPROVED, starts exactly the plan it stored."""
         pending = world.run("deploy payment prod 1.4.2")
         assert isinstance(pending, DeployPendingReply)
-        store = world.runtime.backends.store()
+        store = world.runtime.deploys.store()
         assert store.transition(pending.request_id, State.APPROVED, actor="U0CAROL", unexpired=True)
         assert not store.transition(pending.request_id, State.APPROVED, actor="U0CAROL", unexpired=True)
-        snapshot = world.runtime.backends.runs().start(pending.request_id).wait(30)
+        snapshot = world.runtime.deploys.engine().start(pending.request_id).wait(30)
         assert snapshot.state is State.SUCCEEDED
         assert world.image("prod", PAYMENT) == "registry.example.com/payment:1.4.2"
         with pytest.raises(Conflict):
-            world.runtime.backends.runs().start(pending.request_id)
+            world.runtime.deploys.engine().start(pending.request_id)
 
 
 class TestDryRunAndRefusals:
@@ -169,7 +170,7 @@ class TestLocks:
         text = render_reply(second)
         assert "payment is already being deployed in dev" in text
         assert f"U0ALICE holds it for deploy {first.request_id} (1.5.2) since" in text
-        store = world.runtime.backends.store()
+        store = world.runtime.deploys.store()
         assert any(event.event == "deploy.refused" for event in store.audit())
         cancelled = world.run(f"cancel {first.request_id}")
         assert isinstance(cancelled, CancelReply)
@@ -199,7 +200,7 @@ class TestCancelAndRecovery:
         before = world.image("dev", PAYMENT)
         started = world.run("deploy payment dev 1.5.2", source="slack")
         assert isinstance(started, DeployRunReply)
-        store = world.runtime.backends.store()
+        store = world.runtime.deploys.store()
         _wait_for(lambda: _step_running(store, started.request_id, "wait_rollout"))
         reply = world.run(f"cancel {started.request_id}", user="U0BOB")
         assert isinstance(reply, CancelReply)

@@ -9,7 +9,8 @@ import pytest
 from deploy_fakes import EXECUTED, GATES, MemoryLocker, RecordingSink, approved_request, fake_plan
 
 from bot.core.errors import Conflict
-from bot.deploys.pipeline import RunEngine, TerminalSink
+from bot.deploys.engine import RunEngine
+from bot.deploys.progress import TerminalSink
 from bot.deploys.store import State, StepState, Store
 
 Engine = tuple[RunEngine, MemoryLocker]

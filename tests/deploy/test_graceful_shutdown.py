@@ -11,7 +11,7 @@ import pytest
 from deploy_world import SANDBOX_SETTINGS, DeployWorld
 
 from bot.deploys.store import State, Store
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from sandbox.slack import SlackSandbox
 
 
@@ -34,7 +34,7 @@ def test_stop_interrupts_a_stuck_run(world: DeployWorld, slack: SlackSandbox) ->
     environ = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": slack.signing_secret,
                "SVCBOT_SLACK_API_URL": slack.api_url}
     running = bot_app.start(world.catalog_path, port=0, health_port=0, environ=environ)
-    running.bot.runtime.backends.run_settings = SANDBOX_SETTINGS
+    running.bot.runtime.deploys.run_settings = SANDBOX_SETTINGS
     assert world.stack.kube is not None
     cluster, _ = world.stack.kube.env("staging")
     cluster.controller.pause()  # the rollout never progresses: the run waits in a step

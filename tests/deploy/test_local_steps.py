@@ -15,7 +15,8 @@ import pytest
 from deploy_fakes import WORKLOAD, MemoryLocker, approved_request
 
 from bot.core.catalog import Catalog
-from bot.deploys.pipeline import RunEngine, RunSettings, plan_deploy
+from bot.deploys.engine import RunEngine, RunSettings
+from bot.deploys.plan import plan_deploy
 from bot.deploys.steps import KINDS
 from bot.deploys.steps.base import RunFacts, StepContext, StepFailed
 from bot.deploys.store import State, Store

@@ -8,7 +8,7 @@ from deploy_world import DeployWorld
 from bot.clients.kube import DeployKube
 from bot.core.errors import Conflict
 from bot.deploys.locks import ANNOTATION, LeaseLocker
-from bot.deploys.pipeline import plan_deploy
+from bot.deploys.plan import plan_deploy
 
 
 def test_same_run_other_process_is_refused(world: DeployWorld) -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bot.core.catalog import Catalog, Pipeline, Target, parse_catalog
 from bot.core.errors import NotFound, UsageError
-from bot.deploys.pipeline import (
+from bot.deploys.plan import (
     SAFE_VALUE,
     Plan,
     plan_deploy,

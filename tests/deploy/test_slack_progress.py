@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from deploy_world import SANDBOX_SETTINGS, DeployWorld
 
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from sandbox.slack import SlackSandbox
 
 
@@ -25,7 +25,7 @@ def _bot(world: DeployWorld, slack: SlackSandbox) -> Iterator[bot_app.Running]:
     environ = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": slack.signing_secret,
                "SVCBOT_SLACK_API_URL": slack.api_url}
     running = bot_app.start(world.catalog_path, port=0, health_port=0, environ=environ)
-    running.bot.runtime.backends.run_settings = SANDBOX_SETTINGS
+    running.bot.runtime.deploys.run_settings = SANDBOX_SETTINGS
     yield running
     running.stop(grace=10)
 

@@ -1,4 +1,5 @@
-"""The store: schema and migrations, transitions that succeed once, votes, heartbeats and recovery.
+"""The store: schema and migrations, transitions that succeed once, votes, heartbeats and recovery, and the
+PostgreSQL store's connections (a pool of at most `pool_size`, plus the leader's own).
 
 Every test that takes `store_url` runs twice: on SQLite and on PostgreSQL (SVCBOT_TEST_DATABASE_URL, one
 fresh schema per test; without it those runs are skipped with the reason, and fail under CI=true).
@@ -6,6 +7,7 @@ fresh schema per test; without it those runs are skipped with the reason, and fa
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -14,13 +16,14 @@ from pathlib import Path
 
 import pytest
 from deploy_fakes import FAST
-from postgres_support import postgres_schema
+from postgres_support import postgres_base_url, postgres_schema
 
 from bot.core.errors import BackendUnavailable, Conflict, NotFound
 from bot.deploys.store import (
     SCHEMA_VERSION,
     NewRequest,
     Owner,
+    PostgresDatabase,
     State,
     StepSpec,
     StepState,
@@ -234,3 +237,94 @@ class TestRuns:
         assert len(step.output_tail) <= 4000
         assert step.error == "boom"
         assert step.duration is not None
+
+
+@pytest.fixture(name="pg_app")
+def _pg_app() -> Iterator[tuple[str, str]]:
+    """A store URL on a fresh PostgreSQL schema whose connections carry an application_name of their own."""
+    name = f"svcbot-test-{secrets.token_hex(4)}"
+    with postgres_schema() as url:
+        yield f"{url}&application_name={name}", name
+
+
+def _sessions(name: str) -> int:
+    """How many server sessions carry this application_name now."""
+    import psycopg  # noqa: PLC0415 - present whenever pg_app is (else the test was skipped)
+
+    with psycopg.connect(postgres_base_url(), autocommit=True) as admin:
+        row = admin.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = %s", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+class TestPostgresConnections:
+    def test_the_pool_stays_within_pool_size_and_the_leaders_connection_is_extra(
+            self, pg_app: tuple[str, str]) -> None:
+        """Eight threads in slow transactions on a pool of three: never more than three pooled sessions,
+        plus one dedicated connection (the leader's) outside the pool."""
+        url, name = pg_app
+        database = PostgresDatabase(url, pool_size=3)
+        leader = database.connect()
+        seen: list[int] = []
+        barrier = threading.Barrier(8)
+
+        def work() -> None:
+            barrier.wait()
+            for _ in range(4):
+                with database.transaction(write=False) as tx:
+                    rows = tx.query("SELECT COUNT(*) AS n FROM pg_stat_activity, pg_sleep(0.02) "
+                                    "WHERE application_name = ?", (name,))
+                    seen.append(int(rows[0]["n"]))
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(seen) == 32
+        assert max(seen) <= 3 + 1
+        database.close()
+        assert _sessions(name) == 1  # the pool's are gone; the dedicated one is the caller's to close
+        leader.close()
+
+    def test_every_connection_gets_the_statement_timeout(self, pg_app: tuple[str, str]) -> None:
+        """Pooled connections and a dedicated one run with the store's statement_timeout."""
+        url, _ = pg_app
+        database = PostgresDatabase(url, statement_timeout=7.0)
+        with database.transaction(write=False) as tx:
+            assert tx.query("SHOW statement_timeout") == [{"statement_timeout": "7s"}]
+        dedicated = database.connect()
+        row = dedicated.execute("SHOW statement_timeout").fetchone()
+        assert row == {"statement_timeout": "7s"}
+        dedicated.close()
+        database.close()
+
+    def test_a_server_that_refuses_connections_is_not_called_busy(self, pg_app: tuple[str, str]) -> None:
+        """When the pool cannot open a connection in time, the error says why (not "busy")."""
+        url, name = pg_app
+        database = PostgresDatabase(url, pool_size=1, wait=0.5)
+        import psycopg  # noqa: PLC0415 - present whenever pg_app is
+
+        with psycopg.connect(postgres_base_url(), autocommit=True) as admin:
+            row = admin.execute("SELECT current_database()").fetchone()
+            assert row is not None
+            quoted = '"' + str(row[0]).replace('"', '""') + '"'
+            # The server refuses new connections to the database and ends the one the pool holds.
+            admin.execute(f"ALTER DATABASE {quoted} CONNECTION LIMIT 0")
+            try:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                              (name,))
+                with (pytest.raises(BackendUnavailable, match="cannot connect to the store") as raised,
+                      database.transaction(write=False)):
+                    pass
+            finally:
+                admin.execute(f"ALTER DATABASE {quoted} CONNECTION LIMIT -1")
+        assert "busy" not in raised.value.message
+        assert "svcbot-ci" not in raised.value.message  # the URL's password
+        database.close()
+
+    def test_a_closed_store_says_so(self, pg_app: tuple[str, str]) -> None:
+        """After close, a transaction is BackendUnavailable ("closed"), never a driver or pool exception."""
+        database = PostgresDatabase(pg_app[0])
+        database.close()
+        with pytest.raises(BackendUnavailable, match="closed"), database.transaction():
+            pass

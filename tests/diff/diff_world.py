@@ -50,7 +50,7 @@ class Answer:
 
 
 def answer_for(runtime: Runtime, command: str) -> Answer:
-    reply = runtime.dispatcher.execute(command, "U0ALICE", source="terminal")
+    reply = runtime.dispatcher.execute(command, "U0ALICE", source="terminal", follow_runs=True)
     message = render_slack(to_document(reply))
     attachment = message.attachment.content if message.attachment is not None else ""
     slack = json.dumps({"text": message.text, "blocks": message.blocks, "file": attachment}, ensure_ascii=False)

@@ -7,10 +7,11 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.core.tone import Tone
 from bot.render import slack, text
 from bot.render.document import Code, Document, Fields, Heading, Lines, Note, Paragraph, Table
 from bot.render.views import to_document
-from bot.replies.base import Message, Tone
+from bot.replies.base import Message
 
 
 def section_texts(blocks: list[dict]) -> list[str]:

@@ -18,10 +18,10 @@ from bot.core.catalog import load_catalog
 from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.dispatch.dispatcher import Dispatcher
 from bot.render import slack as slack_render
-from bot.render.document import Button, Buttons, Document, Paragraph
+from bot.render.document import Button, Buttons, Delivery, Document, Paragraph
 from bot.replies.base import Message, Reply
 from bot.runtime import Runtime
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from bot.slack.webapi import Destination, SlackPoster, make_web_client
 from commands import registry
 from sandbox.slack import SlackSandbox, sign_request
@@ -208,7 +208,7 @@ class TestDelivery:
         slack.reset()
         poster = SlackPoster(make_web_client(slack.bot_token, slack.api_url))
         message = slack_render.render(Document(summary="deploy started", elements=(Paragraph("deploy"),),
-                                               extra={"delivery": "post"}))
+                                               delivery=Delivery(post=True)))
         response_url = slack.response_url()
         ts = poster.deliver(message, Destination(channel="C0ELSEWHERE", user="U01AAA", response_url=response_url))
         assert ts is None

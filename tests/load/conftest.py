@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from load_world import HttpBot, create_deployment, write_catalog
 
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from sandbox.loki import LokiSandbox
 from sandbox.slack import SlackSandbox
 from sandbox.stack import SandboxStack

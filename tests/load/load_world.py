@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from sandbox.slack import Call, SlackSandbox
 
 DEADLINE = 3.0  # seconds: the command deadline of the test catalogs (short, so stalls end quickly)
@@ -117,7 +117,7 @@ class Sent:
 
 
 class HttpBot:
-    """A started bot (bot.slack.app.start) in HTTP mode, driven with signed requests from the sandbox Slack."""
+    """A started bot (bot.slack.serving.start) in HTTP mode, driven with signed requests from the sandbox Slack."""
 
     def __init__(self, running: bot_app.Running, slack: SlackSandbox) -> None:
         self.running = running

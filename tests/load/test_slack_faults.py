@@ -75,7 +75,7 @@ def test_deploy_request_posted_after_ratelimit(slack: SlackSandbox, start_bot: C
     attempts = slack.calls("chat.postMessage")
     assert statuses(attempts) == [429, 200]
     assert attempts[1].at - attempts[0].at >= 1.0
-    store = bot.running.bot.runtime.backends.store()
+    store = bot.running.bot.runtime.deploys.store()
     [request] = store.requests(service="payment", env="prod")
     assert request.state is State.PENDING
     assert request.id in message_text(posted.args)
@@ -92,7 +92,7 @@ def test_deploy_request_survives_slack_500(slack: SlackSandbox, start_bot: Calla
     wait_until(lambda: any(entry["event"] == "slack.post_failed_using_response_url" for entry in logs),
                timeout=DEADLINE + 5, what="the failed post logged")
     assert len(slack.calls("chat.postMessage")) >= 2  # tried, and tried again
-    store = bot.running.bot.runtime.backends.store()
+    store = bot.running.bot.runtime.deploys.store()
     [request] = store.requests(service="payment", env="prod")
     assert request.state is State.PENDING
     slack.clear_faults()
@@ -107,5 +107,5 @@ def test_deploy_requester_told_when_posting_fails(slack: SlackSandbox, start_bot
     slack.set_fault("chat.postMessage", mode="error500", times=None)
     sent = bot.send("deploy payment prod 1.4.2", user=ALICE)
     text, _ = bot.answer_text(sent, timeout=DEADLINE)
-    [request] = bot.running.bot.runtime.backends.store().requests(service="payment", env="prod")
+    [request] = bot.running.bot.runtime.deploys.store().requests(service="payment", env="prod")
     assert request.id in text

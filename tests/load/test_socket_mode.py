@@ -12,7 +12,7 @@ import pytest
 from load_world import DEADLINE, NO_ANSWER, SLACK_MARGIN, http_get, message_text, wait_until
 
 from bot.core import acks
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from sandbox.slack import SlackSandbox
 from sandbox.stack import SandboxStack
 

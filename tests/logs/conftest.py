@@ -64,7 +64,7 @@ def _runtime(make_runtime: Callable[..., Runtime], loki: LokiSandbox) -> Runtime
 @pytest.fixture(name="run")
 def _run(runtime: Runtime) -> Callable[[str], Any]:
     def run(text: str) -> Any:
-        return runtime.dispatcher.execute(text, "U0ALICE", source="terminal")
+        return runtime.dispatcher.execute(text, "U0ALICE", source="terminal", follow_runs=True)
 
     return run
 

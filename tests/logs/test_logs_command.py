@@ -154,7 +154,7 @@ class TestOutput:
     def test_no_explore_link_without_grafana(self, make_runtime: Callable[..., Runtime], loki: LokiSandbox) -> None:
         """Without grafana_url in the catalog there is no link."""
         runtime = make_runtime(loki.url, grafana=False)
-        reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal")
+        reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal", follow_runs=True)
         assert reply.lookup.explore_url == ""
 
     def test_log_text_cannot_mention_people_or_disguise_links(self, run: Run, loki: LokiSandbox) -> None:
@@ -235,7 +235,7 @@ class TestLokiTrouble:
         runtime = make_runtime(loki.url, deadline="2s")
         loki.stall(30)
         started = time.monotonic()
-        reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal")
+        reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal", follow_runs=True)
         elapsed = time.monotonic() - started
         assert isinstance(reply, Message)
         assert "did not answer within" in reply.title
@@ -244,15 +244,15 @@ class TestLokiTrouble:
     def test_loki_down_is_reported_and_other_verbs_still_work(self, make_runtime: Callable[..., Runtime]) -> None:
         """A Loki nobody listens on: the log verbs say so; help still answers."""
         runtime = make_runtime("http://127.0.0.1:9")
-        reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal")
+        reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal", follow_runs=True)
         assert "cannot reach Loki at http://127.0.0.1:9" in reply.title
         assert reply.outcome is Outcome.INTERNAL_ERROR
-        assert runtime.dispatcher.execute("help", "U0ALICE", source="terminal").outcome is Outcome.OK
+        assert runtime.dispatcher.execute("help", "U0ALICE", source="terminal", follow_runs=True).outcome is Outcome.OK
 
     def test_without_loki_in_the_catalog_the_verb_says_so(self, make_runtime: Callable[..., Runtime]) -> None:
         """No `loki:` section: a user error naming what is missing."""
         runtime = make_runtime(None)
-        reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal")
+        reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal", follow_runs=True)
         assert reply.outcome is Outcome.USER_ERROR
         assert reply.title.startswith("Loki is not configured in the catalog")
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from bot.clients.loki import LogStream
 from bot.insight import logql
 from sandbox import logql_engine as engine
 
@@ -198,7 +199,7 @@ class TestExploreLink:
 
 def test_merging_orders_entries_of_all_streams() -> None:
     """Entries from several streams come out as one list, newest first (or oldest first)."""
-    streams = [logql.LogStream({"pod": "a"}, ((3, "a3"), (1, "a1"))),
-               logql.LogStream({"pod": "b"}, ((4, "b4"), (2, "b2")))]
+    streams = [LogStream({"pod": "a"}, ((3, "a3"), (1, "a1"))),
+               LogStream({"pod": "b"}, ((4, "b4"), (2, "b2")))]
     assert [entry.line for entry in logql.merge_streams(streams)] == ["b4", "a3", "b2", "a1"]
     assert [entry.line for entry in logql.merge_streams(streams, newest_first=False)] == ["a1", "b2", "a3", "b4"]

@@ -97,7 +97,7 @@ def test_a_long_trace_is_attached_in_full(make_runtime: Callable[..., Runtime], 
               for index in range(80)]
     loki.push([{"stream": {"namespace": "dev", "app": "orders"}, "values": values}])
     runtime = make_runtime(loki.url)
-    reply = runtime.dispatcher.execute("trace longtrace1 dev", "U0ALICE", source="terminal")
+    reply = runtime.dispatcher.execute("trace longtrace1 dev", "U0ALICE", source="terminal", follow_runs=True)
     message = slack.render(to_document(reply))
     assert message.attachment is not None
     assert "step 79" in message.attachment.content

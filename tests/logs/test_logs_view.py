@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+from bot.insight.logs import LevelSeries, LogLine
 from bot.render import slack
 from bot.render import text as text_render
 from bot.render.logs_view import SHOWN_LINES, clip, defuse, sparkline, wider_since
 from bot.render.views import to_document
-from bot.replies.logs import LevelSeries, LogLine, LogLookup, LogsReply
+from bot.replies.logs import LogLookup, LogsReply
 
 NOW = 1_795_000_000 * 1_000_000_000
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from bot.core import logging as bot_logging
 from bot.deploys.background import BackgroundWork, expiry_job, recovery_job
-from bot.deploys.pipeline import Plan, PlannedStep, RunEngine, RunSettings
+from bot.deploys.engine import RunEngine, RunSettings
+from bot.deploys.plan import Plan, PlannedStep
 from bot.deploys.steps.base import StepContext, StepKind, Workload
 from bot.deploys.store import NewRequest, State, StepSpec, Store
 

@@ -13,9 +13,9 @@ from replica_world import pending_request
 
 from bot.clients.kube import DeployKube
 from bot.core.errors import Conflict
-from bot.deploys.background import for_backends, lock_housekeeping_job
+from bot.deploys.background import for_deploys, lock_housekeeping_job
 from bot.deploys.locks import LeaseLocker
-from bot.deploys.pipeline import Plan
+from bot.deploys.plan import Plan
 from bot.deploys.steps.base import Workload
 from bot.deploys.store import Owner, State, StepSpec, Store
 from bot.insight import kube_facts as rollout
@@ -113,14 +113,14 @@ def test_a_released_lock_can_be_taken_by_the_next_deploy(world: World) -> None:
 
 
 def test_the_bots_background_work_runs_all_three_jobs_on_its_own_clients(world: World) -> None:
-    """for_backends: one tick on the runtime's own store and clusters expires, recovers and frees locks."""
+    """for_deploys: one tick on the runtime's own store and clusters expires, recovers and frees locks."""
     service = next(iter(world.runtime.catalog.services))
     env = next(name for name, spec in world.runtime.catalog.environments.items() if not spec.protected)
-    bot_store = world.runtime.backends.store()  # opened first: the stale run below is the sweep's to find
+    bot_store = world.runtime.deploys.store()  # opened first: the stale run below is the sweep's to find
     dead_run = world.run_in_state(State.RUNNING, heartbeat_age=600)
     overdue = pending_request(world.store, expires_at=time.time() - 1)
     expired: list[str] = []
-    work = for_backends(world.runtime.backends, on_expired=lambda request: expired.append(request.id))
+    work = for_deploys(world.runtime.deploys, on_expired=lambda request: expired.append(request.id))
     assert work.tick()
     assert expired == [overdue]
     assert bot_store.request(dead_run).state is State.INTERRUPTED

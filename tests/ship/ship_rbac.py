@@ -3,7 +3,7 @@
 A call is what RBAC authorizes: (API group, resource, subresource, verb), e.g. ("", "pods", "proxy", "get")
 for a GET through the pod proxy, ("apps", "deployments", "", "watch") for a watch. Calls come from two
 places: the sandbox API server's record of what it served while every verb ran (`served`), and a reading
-of bot/clients/kube.py's calls into the generated client (`calls_in_source`), which needs no sandbox.
+of the calls bot/clients/kube/ makes into the generated client (`calls_in_source`), which needs no sandbox.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def without_writes(rules: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
-# --- reading bot/clients/kube.py ------------------------------------------------------------------------------
+# --- reading bot/clients/kube/ ---------------------------------------------------------------------------------
 
 def call_for_method(api_class: str, method: str, *, watch: bool = False) -> ApiCall:
     """The RBAC check behind one generated-client method, e.g. AppsV1Api.patch_namespaced_deployment."""
@@ -200,7 +200,9 @@ def _watched(function: ast.FunctionDef, attribute: ast.Attribute) -> bool:
 
 
 def calls_in_source(path: Path) -> tuple[set[ApiCall], list[str]]:
-    """The calls a module makes through `self._api(...)`, and what could not be read."""
+    """The calls a module (or every module of a package folder) makes through `self._api(...)`, and what could
+    not be read."""
     finder = _KubeCalls()
-    finder.visit(ast.parse(path.read_text(encoding="utf-8")))
+    for module in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+        finder.visit(ast.parse(module.read_text(encoding="utf-8")))
     return finder.calls, finder.problems

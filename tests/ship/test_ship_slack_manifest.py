@@ -19,7 +19,7 @@ from ship_scopes import (
     scopes_for,
 )
 
-from bot.slack import app as bot_app
+from bot.slack import serving as bot_app
 from sandbox.slack import SlackSandbox
 
 SOCKET = ROOT / "slack" / "manifest.yaml"

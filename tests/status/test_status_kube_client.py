@@ -1,4 +1,4 @@
-"""bot/clients/kube.py over HTTP: plain JSON back, errors in the project's words, retries, timeouts, no leaks."""
+"""bot/clients/kube/ over HTTP: plain JSON back, errors in the project's words, retries, timeouts, no leaks."""
 
 from __future__ import annotations
 

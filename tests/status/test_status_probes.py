@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from status_objects import container
 
+from bot.core.tone import Tone
 from bot.insight.probes import (
     container_probes,
     dependency_checks,
@@ -19,7 +20,6 @@ from bot.insight.probes import (
     probe_findings,
     verdict,
 )
-from bot.replies.base import Tone
 
 
 def http_probe(path: str, port: object = 8080, **timing: int) -> dict[str, object]:

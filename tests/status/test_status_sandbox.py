@@ -12,9 +12,10 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from bot.core.tone import Tone
 from bot.render import slack
 from bot.render.views import to_document
-from bot.replies.base import Message, Outcome, Tone
+from bot.replies.base import Message, Outcome
 from bot.replies.probe import ProbeReply
 from bot.replies.status import StatusAllReply, StatusReply
 from bot.terminal.shell import render_reply, run_once
@@ -23,7 +24,7 @@ Runtime = Any
 
 
 def status(runtime: Runtime, text: str) -> Any:
-    return runtime.dispatcher.execute(text, "U0DAVE", source="terminal")
+    return runtime.dispatcher.execute(text, "U0DAVE", source="terminal", follow_runs=True)
 
 
 class TestStatus:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from status_objects import NOW, deployment, event, hpa, lease, pod, replicaset, stamp
 
+from bot.core.tone import Tone
 from bot.insight.probes import DependencyCheck, Finding, ProbeSpec, Verdict
 from bot.render import slack
 from bot.render.status_view import progress_bar
 from bot.render.views import to_document
-from bot.replies.base import Tone
 from bot.replies.probe import HttpCheck, PodProbe, ProbeReply
 from bot.replies.status import EnvStatus, ServiceRow, StatusAllReply, StatusReply
 from bot.terminal.shell import render_reply

@@ -1,4 +1,4 @@
-"""The Kubernetes client: the only module that imports `kubernetes`.
+"""The Kubernetes client's reads (this package is the only code that imports `kubernetes`).
 
 One `KubeClient` per cluster of the catalog, created once by `Backends.kube(cluster)` and shared by every
 command thread. Its ApiClient is built lazily (a bad kubeconfig never stops the bot from starting) from
@@ -16,10 +16,10 @@ Every call:
   `BackendUnavailable` (which cluster, since when) and `DeadlineExceeded`. No kubernetes, urllib3 or
   socket exception gets out (tests/status/test_status_kube_client.py proves it against a scripted server).
 
-Layout: `Target` (what a call touches, in RBAC terms, for error wording), `KubeClient` with its plumbing
+Layout: `ResourceRef` (what a call touches, in RBAC terms, for error wording), `KubeClient` with its plumbing
 (`_call`: timeouts, retries, error mapping) and one section per API area (apps, core, autoscaling,
-leases, the pod proxy), then `DeployKube`: the deploy engine's writes on the same `_call` path with
-`idempotent=False`.
+leases, the pod proxy). The deploy engine's writes, on the same `_call` path with `idempotent=False`, are
+`DeployKube` in writes.py.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 BODY_LIMIT = 256  # characters of a server message kept in an error
 
 
-def _cut(text: str, limit: int = BODY_LIMIT) -> str:
+def cut(text: str, limit: int = BODY_LIMIT) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -75,7 +75,7 @@ def _cut(text: str, limit: int = BODY_LIMIT) -> str:
 
 
 @dataclass(frozen=True)
-class Target:
+class ResourceRef:
     """The object or collection a call touches, in RBAC terms (verb, group, resource, namespace)."""
 
     verb: str  # RBAC verb: get, list, patch, create, update
@@ -211,7 +211,7 @@ class KubeClient:
         except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
             source = ("the in-cluster service account" if self.cluster.in_cluster
                       else f"kubeconfig context '{self.cluster.context}'")
-            raise BackendUnavailable(f"cluster {self.name}: cannot load {source}: {_cut(str(exc))}") from exc
+            raise BackendUnavailable(f"cluster {self.name}: cannot load {source}: {cut(str(exc))}") from exc
 
     def _timeouts(self, deadline: float | None) -> tuple[float, float]:
         if deadline is None:
@@ -221,9 +221,9 @@ class KubeClient:
             raise DeadlineExceeded(f"no time left to ask cluster {self.name}")
         return min(self.connect_timeout, left), min(self.read_timeout, left)
 
-    def _call(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
+    def _call(self, target: ResourceRef, request: Callable[[tuple[float, float]], Any], *,
               deadline: float | None, idempotent: bool,
-              translate: Callable[[Target, ApiException], BotError] | None = None) -> Any:
+              translate: Callable[[ResourceRef, ApiException], BotError] | None = None) -> Any:
         """Send one request (retried if idempotent), return the urllib3 response; map every failure.
 
         `request` gets the (connect, read) timeouts to pass as `_request_timeout`. The cluster's circuit
@@ -242,9 +242,9 @@ class KubeClient:
         self.breaker.success()
         return response
 
-    def _call_with_retries(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
+    def _call_with_retries(self, target: ResourceRef, request: Callable[[tuple[float, float]], Any], *,
                            deadline: float | None, idempotent: bool,
-                           translate: Callable[[Target, ApiException], BotError] | None = None) -> Any:
+                           translate: Callable[[ResourceRef, ApiException], BotError] | None = None) -> Any:
         attempts = READ_ATTEMPTS if idempotent else 1
         attempt = 0
         while True:
@@ -269,7 +269,7 @@ class KubeClient:
             except (OpenApiException, ValueError, TypeError) as exc:
                 # The generated client validates arguments with pydantic and can fail to parse.
                 raise BackendUnavailable(
-                    f"cluster {self.name}: could not {target.verb} {target.qualified_resource}: {_cut(str(exc))}"
+                    f"cluster {self.name}: could not {target.verb} {target.qualified_resource}: {cut(str(exc))}"
                 ) from exc
             else:
                 self._reachable()
@@ -302,7 +302,7 @@ class KubeClient:
         env = self.environments.get(namespace)
         return f"in {env} (namespace {namespace})" if env else f"in namespace {namespace} on cluster {self.name}"
 
-    def _api_error(self, target: Target, exc: ApiException) -> BotError:
+    def _api_error(self, target: ResourceRef, exc: ApiException) -> BotError:
         status = exc.status or 0
         message = _status_message(exc)
         if status == 404:
@@ -327,21 +327,21 @@ class KubeClient:
             return UserError(f"cluster {self.name} refused to {target.verb} {target.kind} {target.name} "
                              f"{self._where(target.namespace)}: {message or exc.reason}")
         if status == 0:  # TLS failures come back from the REST layer as status 0
-            return self._unreachable(_cut(str(exc.reason or "TLS error")))
+            return self._unreachable(cut(str(exc.reason or "TLS error")))
         retry_after = _retry_after(exc)
         detail = message or str(exc.reason or "")
         return BackendUnavailable(
             f"cluster {self.name} answered {status} to {target.verb} {target.qualified_resource} "
-            f"{self._where(target.namespace)}: {_cut(detail)}", retry_after=retry_after)
+            f"{self._where(target.namespace)}: {cut(detail)}", retry_after=retry_after)
 
-    def _read_json(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
+    def _read_json(self, target: ResourceRef, request: Callable[[tuple[float, float]], Any], *,
                    deadline: float | None) -> JSON:
         response = self._call(target, request, deadline=deadline, idempotent=True)
         try:
             data = json.loads(response.data)
         except (ValueError, urllib3.exceptions.HTTPError, OSError) as exc:
             raise BackendUnavailable(f"cluster {self.name} sent an unreadable answer to {target.verb} "
-                                     f"{target.qualified_resource}: {_cut(str(exc))}") from exc
+                                     f"{target.qualified_resource}: {cut(str(exc))}") from exc
         finally:
             response.release_conn()
         if not isinstance(data, dict):
@@ -349,7 +349,7 @@ class KubeClient:
                                      f"{target.qualified_resource}, not an object")
         return data
 
-    def _items(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
+    def _items(self, target: ResourceRef, request: Callable[[tuple[float, float]], Any], *,
                deadline: float | None) -> list[JSON]:
         items = self._read_json(target, request, deadline=deadline).get("items") or []
         return [item for item in items if isinstance(item, dict)]
@@ -357,14 +357,14 @@ class KubeClient:
     # --- apps/v1 reads --------------------------------------------------------------------------------
 
     def read_deployment(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
-        target = Target("get", "deployments", "apps", "deployment", namespace, name)
+        target = ResourceRef("get", "deployments", "apps", "deployment", namespace, name)
         api = self._api("AppsV1Api")
         return self._read_json(target, lambda t: api.read_namespaced_deployment(
             name, namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
 
     def list_deployments(self, namespace: str, label_selector: str | None = None, *,
                          deadline: float | None = None) -> list[JSON]:
-        target = Target("list", "deployments", "apps", "deployment", namespace)
+        target = ResourceRef("list", "deployments", "apps", "deployment", namespace)
         api = self._api("AppsV1Api")
         return self._items(target, lambda t: api.list_namespaced_deployment(
             namespace, label_selector=label_selector, _preload_content=False, _request_timeout=t),
@@ -372,7 +372,7 @@ class KubeClient:
 
     def list_replicasets(self, namespace: str, label_selector: str | None = None, *,
                          deadline: float | None = None) -> list[JSON]:
-        target = Target("list", "replicasets", "apps", "replica set", namespace)
+        target = ResourceRef("list", "replicasets", "apps", "replica set", namespace)
         api = self._api("AppsV1Api")
         return self._items(target, lambda t: api.list_namespaced_replica_set(
             namespace, label_selector=label_selector, _preload_content=False, _request_timeout=t),
@@ -382,7 +382,7 @@ class KubeClient:
 
     def list_pods(self, namespace: str, label_selector: str | None = None, *,
                   deadline: float | None = None) -> list[JSON]:
-        target = Target("list", "pods", "", "pod", namespace)
+        target = ResourceRef("list", "pods", "", "pod", namespace)
         api = self._api("CoreV1Api")
         return self._items(target, lambda t: api.list_namespaced_pod(
             namespace, label_selector=label_selector, _preload_content=False, _request_timeout=t),
@@ -390,14 +390,14 @@ class KubeClient:
 
     def list_events(self, namespace: str, field_selector: str | None = None, *,
                     deadline: float | None = None) -> list[JSON]:
-        target = Target("list", "events", "", "event", namespace)
+        target = ResourceRef("list", "events", "", "event", namespace)
         api = self._api("CoreV1Api")
         return self._items(target, lambda t: api.list_namespaced_event(
             namespace, field_selector=field_selector, _preload_content=False, _request_timeout=t),
             deadline=deadline)
 
     def read_config_map(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
-        target = Target("get", "configmaps", "", "config map", namespace, name)
+        target = ResourceRef("get", "configmaps", "", "config map", namespace, name)
         api = self._api("CoreV1Api")
         return self._read_json(target, lambda t: api.read_namespaced_config_map(
             name, namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
@@ -405,7 +405,7 @@ class KubeClient:
     # --- autoscaling/v2 reads -------------------------------------------------------------------------
 
     def list_hpas(self, namespace: str, *, deadline: float | None = None) -> list[JSON]:
-        target = Target("list", "horizontalpodautoscalers", "autoscaling", "horizontal pod autoscaler",
+        target = ResourceRef("list", "horizontalpodautoscalers", "autoscaling", "horizontal pod autoscaler",
                         namespace)
         api = self._api("AutoscalingV2Api")
         return self._items(target, lambda t: api.list_namespaced_horizontal_pod_autoscaler(
@@ -414,14 +414,14 @@ class KubeClient:
     # --- coordination.k8s.io/v1 leases (deploy locks) -------------------------------------------------
 
     def read_lease(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
-        target = Target("get", "leases", "coordination.k8s.io", "lease", namespace, name)
+        target = ResourceRef("get", "leases", "coordination.k8s.io", "lease", namespace, name)
         api = self._api("CoordinationV1Api")
         return self._read_json(target, lambda t: api.read_namespaced_lease(
             name, namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
 
     def list_leases(self, namespace: str, label_selector: str | None = None, *,
                     deadline: float | None = None) -> list[JSON]:
-        target = Target("list", "leases", "coordination.k8s.io", "lease", namespace)
+        target = ResourceRef("list", "leases", "coordination.k8s.io", "lease", namespace)
         api = self._api("CoordinationV1Api")
         return self._items(target, lambda t: api.list_namespaced_lease(
             namespace, label_selector=label_selector, _preload_content=False, _request_timeout=t),
@@ -436,7 +436,7 @@ class KubeClient:
         The pod's own non-2xx answers come back as a response, not an error; only the API server's
         refusals (pod not found, RBAC, cluster down) raise.
         """
-        target = Target("get", "pods/proxy", "", "pod", namespace, pod)
+        target = ResourceRef("get", "pods/proxy", "", "pod", namespace, pod)
         api = self._api("CoreV1Api")
         # The generated client percent-encodes the path parameter, slashes included, so it is sent
         # without the leading slash (see reference/kubernetes.md section 4).
@@ -456,14 +456,14 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             return PodHttpResponse(pod=pod, port=port, path=path, status=response.status, body=b"",
                                    latency=time.monotonic() - started,
-                                   error=f"the answer broke off: {_cut(str(exc))}")
+                                   error=f"the answer broke off: {cut(str(exc))}")
         finally:
             response.release_conn()
         return PodHttpResponse(pod=pod, port=port, path=path, status=response.status, body=body or b"",
                                latency=time.monotonic() - started,
                                content_type=str(response.headers.get("Content-Type", "")))
 
-    def _proxy_error(self, target: Target, exc: ApiException) -> BotError:
+    def _proxy_error(self, target: ResourceRef, exc: ApiException) -> BotError:
         """Tell the API server's own refusals from the pod's answers passed through the proxy."""
         body_text = exc.body if isinstance(exc.body, str) else ""
         status_object = _parse_status(body_text)
@@ -476,11 +476,11 @@ class KubeClient:
         if (exc.status in (502, 503) and reason in {"ServiceUnavailable", "InternalError", None, ""}) or (
                 exc.status == 400 and reason == "BadRequest"):  # "pod x does not have a host assigned"
             # "error trying to reach service: dial tcp ...: connection refused": the pod did not answer.
-            return _UpstreamAnswer(None, b"", error=_cut(message or f"HTTP {exc.status} from the proxy"))
+            return _UpstreamAnswer(None, b"", error=cut(message or f"HTTP {exc.status} from the proxy"))
         return self._api_error(target, exc)
 
     # Writes (patches, leases, jobs) are in DeployKube below, on the same `_call` path with
-    # `idempotent=False`: each a Target with its RBAC verb, so refusals are worded the same way.
+    # `idempotent=False`: each a ResourceRef with its RBAC verb, so refusals are worded the same way.
 
 
 class _UpstreamAnswer(BotError):
@@ -509,8 +509,8 @@ def _status_message(exc: ApiException) -> str:
     body = exc.body if isinstance(exc.body, str) else ""
     status = _parse_status(body)
     if status is not None:
-        return _cut(str(status.get("message") or status.get("reason") or ""))
-    return _cut(body) if body else ""
+        return cut(str(status.get("message") or status.get("reason") or ""))
+    return cut(body) if body else ""
 
 
 def _retry_after(exc: ApiException) -> float | None:
@@ -546,147 +546,4 @@ def _network_problem(exc: BaseException, timeouts: tuple[float, float]) -> str:
         return match.group(1).strip().lower()
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         return "the connection broke off"
-    return _cut(text, 120) or type(exc).__name__
-
-
-# --- deploys (issue 7) ---------------------------------------------------------------------------------
-# The deploy engine's calls: the writes (image patch, rollback patch, leases, jobs) and the reads only it
-# needs (jobs, pod logs). Writes are never retried (`idempotent=False`): a patch or a create that timed
-# out may have happened, so the caller re-reads instead of repeating it.
-
-
-class DeployKube:
-    """Deploy-side operations on one cluster's `KubeClient` (shares its connection pool and error mapping)."""
-
-    def __init__(self, client: KubeClient) -> None:
-        self.client = client
-
-    @property
-    def cluster(self) -> str:
-        return self.client.name
-
-    def _write_json(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
-                    deadline: float | None) -> JSON:
-        response = self.client._call(target, request, deadline=deadline, idempotent=False)
-        try:
-            data = json.loads(response.data)
-        except (ValueError, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise BackendUnavailable(f"cluster {self.cluster} sent an unreadable answer to {target.verb} "
-                                     f"{target.qualified_resource}: {_cut(str(exc))}") from exc
-        finally:
-            response.release_conn()
-        if not isinstance(data, dict):
-            raise BackendUnavailable(f"cluster {self.cluster} sent a {type(data).__name__} for "
-                                     f"{target.qualified_resource}, not an object")
-        return data
-
-    def _read(self, target: Target, request: Callable[[tuple[float, float]], Any], *,
-              deadline: float | None) -> JSON:
-        return self.client._read_json(target, request, deadline=deadline)
-
-    # --- deployments ------------------------------------------------------------------------------------
-
-    def read_deployment(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
-        return self.client.read_deployment(namespace, name, deadline=deadline)
-
-    def list_replicasets(self, namespace: str, label_selector: str | None = None, *,
-                         deadline: float | None = None) -> list[JSON]:
-        return self.client.list_replicasets(namespace, label_selector, deadline=deadline)
-
-    def list_pods(self, namespace: str, label_selector: str | None = None, *,
-                  deadline: float | None = None) -> list[JSON]:
-        return self.client.list_pods(namespace, label_selector, deadline=deadline)
-
-    def set_image(self, namespace: str, name: str, container: str, image: str, *,
-                  deadline: float | None = None) -> JSON:
-        """`kubectl set image`: a strategic-merge patch; containers merge by name, the others stay."""
-        target = Target("patch", "deployments", "apps", "deployment", namespace, name)
-        body = {"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}}
-        api = self.client._api("AppsV1Api")
-        return self._write_json(target, lambda t: api.patch_namespaced_deployment(
-            name, namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
-
-    def replace_template(self, namespace: str, name: str, template: JSON, *,
-                         deadline: float | None = None) -> JSON:
-        """`kubectl rollout undo`: a JSON patch replacing /spec/template with an earlier ReplicaSet's."""
-        target = Target("patch", "deployments", "apps", "deployment", namespace, name)
-        operations = [{"op": "replace", "path": "/spec/template", "value": template}]
-        api = self.client._api("AppsV1Api")
-        return self._write_json(target, lambda t: api.patch_namespaced_deployment(
-            name, namespace, operations, _preload_content=False, _request_timeout=t), deadline=deadline)
-
-    # --- leases -----------------------------------------------------------------------------------------
-
-    def read_lease(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON | None:
-        """The Lease, or None when there is none."""
-        try:
-            return self.client.read_lease(namespace, name, deadline=deadline)
-        except NotFound:
-            return None
-
-    def create_lease(self, namespace: str, body: JSON, *, deadline: float | None = None) -> JSON:
-        """Create; Conflict when someone created it first (AlreadyExists)."""
-        name = str(body.get("metadata", {}).get("name", ""))
-        target = Target("create", "leases", "coordination.k8s.io", "lease", namespace, name)
-        api = self.client._api("CoordinationV1Api")
-        return self._write_json(target, lambda t: api.create_namespaced_lease(
-            namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
-
-    def replace_lease(self, namespace: str, name: str, body: JSON, *, deadline: float | None = None) -> JSON:
-        """PUT with the body's resourceVersion; Conflict when the Lease changed since it was read."""
-        target = Target("update", "leases", "coordination.k8s.io", "lease", namespace, name)
-        api = self.client._api("CoordinationV1Api")
-        return self._write_json(target, lambda t: api.replace_namespaced_lease(
-            name, namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
-
-    # --- jobs and their logs ------------------------------------------------------------------------------
-
-    def create_job(self, namespace: str, body: JSON, *, deadline: float | None = None) -> JSON:
-        name = str(body.get("metadata", {}).get("name", ""))
-        target = Target("create", "jobs", "batch", "job", namespace, name)
-        api = self.client._api("BatchV1Api")
-        return self._write_json(target, lambda t: api.create_namespaced_job(
-            namespace, body, _preload_content=False, _request_timeout=t), deadline=deadline)
-
-    def read_job(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
-        target = Target("get", "jobs", "batch", "job", namespace, name)
-        api = self.client._api("BatchV1Api")
-        return self._read(target, lambda t: api.read_namespaced_job(
-            name, namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
-
-    def delete_job(self, namespace: str, name: str, *, deadline: float | None = None) -> None:
-        """Delete the Job and (in the background) its pods; a Job already gone is fine."""
-        target = Target("delete", "jobs", "batch", "job", namespace, name)
-        api = self.client._api("BatchV1Api")
-        try:
-            self._write_json(target, lambda t: api.delete_namespaced_job(
-                name, namespace, propagation_policy="Background", _preload_content=False, _request_timeout=t),
-                deadline=deadline)
-        except NotFound:
-            return
-
-    def read_pod_log(self, namespace: str, pod: str, *, container: str | None = None,
-                     tail_lines: int | None = None, deadline: float | None = None) -> str:
-        """The pod's log as text (the last `tail_lines` lines when given)."""
-        target = Target("get", "pods/log", "", "pod", namespace, pod)
-        api = self.client._api("CoreV1Api")
-        options: dict[str, Any] = {}
-        if container:
-            options["container"] = container
-        if tail_lines:
-            options["tail_lines"] = tail_lines
-        response = self.client._call(target, lambda t: api.read_namespaced_pod_log(
-            pod, namespace, _preload_content=False, _request_timeout=t, **options),
-            deadline=deadline, idempotent=True)
-        try:
-            data = response.data
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise BackendUnavailable(f"cluster {self.cluster}: the log of pod {pod} broke off: "
-                                     f"{_cut(str(exc))}") from exc
-        finally:
-            response.release_conn()
-        return bytes(data or b"").decode("utf-8", errors="replace")
-
-    def pod_http_get(self, namespace: str, pod: str, port: int, path: str, *,
-                     deadline: float | None = None) -> PodHttpResponse:
-        return self.client.pod_http_get(namespace, pod, port, path, deadline=deadline)
+    return cut(text, 120) or type(exc).__name__

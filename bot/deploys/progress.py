@@ -1,0 +1,114 @@
+"""How a run reports: the `ProgressSink` protocol, the words of its lines, and the terminal's and the log's sinks.
+
+The Slack wiring has its own sink (bot/slack/progress.py) that posts the same lines to the request's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+
+from bot.deploys.steps.base import duration_text
+from bot.deploys.store import Snapshot, StepRecord, StepState
+
+if TYPE_CHECKING:
+    pass
+
+log = structlog.get_logger("svcbot.pipeline")
+
+# --- progress -------------------------------------------------------------------------------------------
+
+class ProgressSink(Protocol):
+    """Where a run reports: the terminal prints lines; the Slack wiring posts the request message and then
+    lines in its thread. Called on the run's thread; an exception here is logged and never fails a run."""
+
+    def started(self, run: Snapshot) -> None: ...
+
+    def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None: ...
+
+    def finished(self, run: Snapshot) -> None: ...
+
+
+def _version_of(image: str) -> str:
+    name = image.rsplit("/", 1)[-1]
+    return name.split(":", 1)[1] if ":" in name else image
+
+
+def change_text(run: Snapshot) -> str:
+    """'1.4.1 -> 1.4.2', from what the run recorded (or what it was asked for)."""
+    plan = run.request.plan
+    before = _version_of(run.run.from_image) if run.run and run.run.from_image else "?"
+    if run.run and run.run.to_image:
+        after = _version_of(run.run.to_image)
+    elif plan.get("action") == "rollback":
+        after = f"revision {plan.get('version')}" if plan.get("version") else "previous revision"
+    else:
+        after = str(plan.get("version") or "?")
+    return f"{before} -> {after}"
+
+
+def start_line(run: Snapshot) -> str:
+    request = run.request
+    return (f"{request.kind} {request.id}: {request.service} in {request.env}, "
+            f"{'version ' + request.version if request.kind == 'deploy' else change_text(run)} "
+            f"({len(run.steps)} steps) by {request.requester}")
+
+
+def step_line(run: Snapshot, step: StepRecord, state: StepState) -> str:
+    """One progress line: '[2/5] deploy: kubectl set image ... ✓ (0.4s)'."""
+    total = len(run.steps)
+    head = f"[{step.seq + 1}/{total}] {step.target}: {step.description}"
+    took = f" ({duration_text(round(step.duration, 1))})" if step.duration is not None else ""
+    if state is StepState.RUNNING:
+        return f"▶ {head}"
+    if state is StepState.SUCCEEDED:
+        return f"✓ {head}{took}"
+    if state is StepState.FAILED:
+        return f"✗ {head}{took}: {step.error}"
+    return f"· {head}: {state.value.lower()}"
+
+
+def final_line(run: Snapshot) -> str:
+    """The last message: outcome, version change, duration, and what failed or was restored."""
+    request = run.request
+    took = run.run.duration if run.run is not None else None
+    duration = f" in {duration_text(round(took, 1))}" if took is not None else ""
+    head = f"{request.kind} {request.id} {request.state.value}{duration}: {request.service} {request.env} "
+    head += change_text(run)
+    return f"{head}. {request.reason}" if request.reason else head
+
+
+class TerminalSink:
+    """Prints progress lines as they happen (svcbot run / shell)."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+
+    def started(self, run: Snapshot) -> None:
+        self.emit(start_line(run))
+
+    def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None:
+        self.emit(step_line(run, step, state))
+        if state is StepState.FAILED and step.output_tail.strip():
+            for line in step.output_tail.splitlines()[-10:]:
+                self.emit(f"    | {line}")
+
+    def finished(self, run: Snapshot) -> None:
+        self.emit(final_line(run))
+
+
+class LogSink:
+    """The default when nobody listens: structured log lines."""
+
+    def started(self, run: Snapshot) -> None:
+        log.info("run.started", request_id=run.id, line=start_line(run))
+
+    def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None:
+        log.info("run.step", request_id=run.id, seq=step.seq, state=state.value, line=step_line(run, step, state))
+
+    def finished(self, run: Snapshot) -> None:
+        log.info("run.finished", request_id=run.id, state=run.state.value, line=final_line(run))
+
+
