@@ -6,6 +6,8 @@ Endpoints: `POST /loki/api/v1/push` (JSON, optionally gzipped; timestamps must b
 `/ready`. Queries are evaluated by sandbox.logql_engine. Errors are plain text with Loki's status codes
 and wording (400 parse errors and limits, 401 without an org id when auth is on, 429, 504).
 
+Served by sandbox.httpserver (HTTP/1.1 keep-alive with TCP_NODELAY), on 127.0.0.1 unless given a host.
+
 Fault switches for tests: `fail_next(status, times)` answers the next read requests with 429/502/503/504
 (with Loki's bodies); `stall(seconds)` holds read requests without answering. Every request is recorded
 in `seen` (path, parameters, tenant, auth scheme) so tests can count what reached Loki.
@@ -26,13 +28,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 
 from sandbox import logql_engine as engine
+from sandbox.httpserver import LOOPBACK, HttpServer, KeepAliveHandler
 
 MAX_ENTRIES = 5000  # max_entries_limit_per_query
 MAX_QUERY_LENGTH_NS = 721 * 3_600_000_000_000  # max_query_length: 30d1h
@@ -108,9 +110,10 @@ def parse_duration_ns(value: str, what: str) -> int:
 class LokiSandbox:
     """The stand-in server. Not thread-hostile: pushes and queries may run at once."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, auth_enabled: bool = False,
+    def __init__(self, host: str = LOOPBACK, port: int = 0, *, auth_enabled: bool = False,
                  basic_auth: tuple[str, str] | None = None, bearer_token: str | None = None) -> None:
-        self.host, self.port = host, port
+        self._http = HttpServer(type("LokiHandler", (_Handler,), {"sandbox": self}), name="sandbox-loki",
+                                host=host, port=port)
         self.auth_enabled = auth_enabled  # require X-Scope-OrgID and keep tenants apart
         self.basic_auth = basic_auth  # what a reverse proxy in front of Loki would check
         self.bearer_token = bearer_token
@@ -120,31 +123,17 @@ class LokiSandbox:
         self._faults: list[tuple[int, str, str]] = []
         self._stall_until = 0.0
         self._released = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> LokiSandbox:
-        handler = type("LokiHandler", (_Handler,), {"sandbox": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
         self._released.clear()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sandbox-loki", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         self._released.set()  # let stalled requests go
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> LokiSandbox:
         return self.start()
@@ -153,8 +142,16 @@ class LokiSandbox:
         self.stop()
 
     @property
+    def host(self) -> str:
+        return self._http.host
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self._http.url
 
     def addresses(self) -> dict[str, str]:
         return {"loki": self.url}
@@ -403,14 +400,9 @@ def _envelope(kind: str, result: list[dict[str, Any]], started: float) -> dict[s
                     "totalEntriesReturned": lines}}}}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(KeepAliveHandler):
     sandbox: LokiSandbox
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # keep-alive answers: no 40 ms delayed-ACK stall between writes
     server_version = "loki-sandbox"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the tests and the demo terminal do not want a line per request."""
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -419,8 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.read_body()
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             body = gzip.decompress(body)
         return body
@@ -468,13 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
             return  # the client hung up: nobody to answer
 
     def _send(self, status: int, body: str, content_type: str) -> None:
-        data = body.encode("utf-8", errors="surrogateescape")
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if data:
-                self.wfile.write(data)
+            self.send_body(status, body.encode("utf-8", errors="surrogateescape"), content_type)
         except (BrokenPipeError, ConnectionResetError):
             return  # the client hung up: nobody to answer

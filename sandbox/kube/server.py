@@ -1,20 +1,18 @@
 """HTTP front of one sandbox cluster: routing of Kubernetes API paths, content negotiation (JSON, Table),
-watch streams, pod logs and the pods/services proxy. Pure stdlib, bound to 127.0.0.1."""
+watch streams, pod logs and the pods/services proxy, on the shared loopback server of sandbox.httpserver."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+
+from sandbox.httpserver import HttpServer, KeepAliveHandler
 
 from . import resources, tables
 from .resources import PODS, SERVICES, ResourceType
@@ -38,62 +36,20 @@ WATCH_MAX_SECONDS = 1800.0
 BOOKMARK_EVERY = 5.0
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
+class ClusterServer(HttpServer):
+    """The HTTP server of one cluster. The "down" fault closes the port and cuts open connections
+    (go_down), clearing it binds the same port again (come_up); stop() is final."""
 
-    def __init__(self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler], owner: ClusterServer):
-        self.owner = owner
-        super().__init__(addr, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:  # no tracebacks on resets
-        log.debug("connection error from %s", client_address, exc_info=True)
-
-
-class ClusterServer:
     def __init__(self, cluster: Cluster):
+        handler = type("Handler", (Handler,), {"cluster": cluster, "owner": self, "log_prefix": f"{cluster.name} "})
+        super().__init__(handler, name=f"kube-http-{cluster.name}", error_log=log)
         self.cluster = cluster
-        self.port = 0
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self.generation = 0  # bumped when the server goes down: open streams end
         self.stopped = False
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self._lock:
-            if self._httpd is not None:
-                return
-            handler = type("Handler", (Handler,), {"cluster": self.cluster, "owner": self})
-            httpd = _Server(("127.0.0.1", self.port), handler, self)
-            self.port = httpd.server_address[1]
-            self._httpd = httpd
-            self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name=f"kube-http-{self.cluster.name}", daemon=True)
-            self._thread.start()
-
-    def _close(self) -> None:
-        with self._lock:
-            httpd, self._httpd = self._httpd, None
-            self.generation += 1
-            conns, self._conns = list(self._conns), set()
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-        with self.cluster.store.cond:
-            self.cluster.store.cond.notify_all()
-
     def go_down(self) -> None:
-        self._close()
+        """The "down" fault: connections are refused and pooled ones cut, until come_up()."""
+        super().stop(drop_connections=True)
+        self._wake_watches()
 
     def come_up(self) -> None:
         if not self.stopped:
@@ -105,45 +61,31 @@ class ClusterServer:
                     time.sleep(0.05)
             raise RuntimeError(f"cannot re-bind 127.0.0.1:{self.port}")
 
-    def stop(self) -> None:
+    def stop(self, *, drop_connections: bool = True) -> None:
+        """Final: come_up() no longer binds again."""
         self.stopped = True
-        self._close()
+        super().stop(drop_connections=drop_connections)
+        self._wake_watches()
 
-    def track(self, conn: socket.socket, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
+    def _wake_watches(self) -> None:
+        # a watch waits on the store; woken, it sees the generation has changed and ends its stream
+        with self.cluster.store.cond:
+            self.cluster.store.cond.notify_all()
 
 
 def _truthy(v: str | None) -> bool:
     return v is not None and v.lower() in ("true", "1")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes: no delayed-ACK stall
+class Handler(KeepAliveHandler):
     server_version = "sandbox-kube-apiserver"
     sys_version = ""
+    request_log = log
     cluster: Cluster
     owner: ClusterServer
 
     def version_string(self) -> str:
         return self.server_version
-
-    def setup(self) -> None:
-        super().setup()
-        self.owner.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.owner.track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.cluster.name, *args)
 
     # every method goes through one dispatcher
     def do_GET(self) -> None:
@@ -170,6 +112,7 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ plumbing
 
     def _read_body(self) -> bytes:
+        # kubectl and client-go stream some bodies chunked, without a Content-Length
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
@@ -181,21 +124,12 @@ class Handler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
             return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        return self.read_body()
 
     def _send(self, code: int, body: bytes, content_type: str = "application/json",
               extra: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-cache, private")
-        self.send_header("Audit-Id", fmt_micro())
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.send_body(code, body, content_type,
+                       [("Cache-Control", "no-cache, private"), ("Audit-Id", fmt_micro()), *(extra or {}).items()])
 
     def _json(self, code: int, obj: Any) -> None:
         self._status_code = code

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import objects
-from .controller import DESIRED, MAX_REPLICAS, REVISION
 from .health import Endpoint, Health, endpoint_from
 from .registry import Registry
 from .resources import CONFIGMAPS, DEPLOYMENTS, HPAS, NAMESPACES, REPLICASETS, SERVICES
+from .sim.deployments import DESIRED, MAX_REPLICAS, REVISION
 from .util import clone, fmt_time, new_uid, parse_duration, parse_time
 
 if TYPE_CHECKING:

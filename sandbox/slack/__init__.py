@@ -13,6 +13,10 @@ returns), files.completeUploadExternal, apps.connections.open. Any other method 
 
 Pure helpers for HTTP-mode tests live in ``sandbox.slack.payloads`` and are re-exported here:
 ``sign_request``, ``slash_command_body``, ``block_actions_body`` and the ``*_payload`` builders.
+
+Modules: ``server`` (SlackSandbox: wiring, lifecycle and the driver tests call), ``workspace`` (the state
+and the queries on it), ``web_api`` (the methods), ``response_url``, ``front`` (the HTTP port, argument
+parsing, faults), ``control`` (``/_sandbox/`` endpoints), ``socket_mode``, ``payloads``, ``blocks``.
 """
 
 from sandbox.slack.blocks import validate_blocks
@@ -26,8 +30,10 @@ from sandbox.slack.payloads import (
     slash_command_body,
     slash_command_payload,
 )
-from sandbox.slack.server import SUPPORTED_METHODS, Call, SlackSandbox, UploadedFile
+from sandbox.slack.server import SlackSandbox
 from sandbox.slack.socket_mode import Ack, Envelope, SocketModeEndpoint
+from sandbox.slack.web_api import SUPPORTED_METHODS
+from sandbox.slack.workspace import Call, UploadedFile
 
 __all__ = [
     "SUPPORTED_METHODS",

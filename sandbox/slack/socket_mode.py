@@ -299,6 +299,19 @@ class SocketModeEndpoint:
                 timer.start()
         return len(conns)
 
+    def close_client(self, client: Any) -> None:
+        """Close a slack_sdk ``SocketModeClient`` (e.g. ``SocketModeHandler.client``) without waiting.
+
+        The client's close() otherwise waits up to its 3 s receive timeout and 1 s queue poll; here
+        reconnects are turned off, the sandbox hangs up first and the queue is woken, so it returns at once.
+        """
+        client.auto_reconnect_enabled = False
+        client.default_auto_reconnect_enabled = False
+        self.disconnect_all("close")
+        client.closed = True
+        client.message_queue.put(None)  # wakes its message processor, which polls the queue every second
+        client.close()
+
     # -- what happened -----------------------------------------------------------------------------
 
     def envelopes(self) -> list[Envelope]:
