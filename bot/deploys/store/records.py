@@ -36,8 +36,8 @@ NEXT: dict[State, frozenset[State]] = {
                               State.CANCELLED}),
 }
 FINAL = frozenset(State) - frozenset(NEXT)
-# The run ended badly: `svcbot run` exits 3.
-BAD_ENDINGS = frozenset({State.FAILED, State.ROLLED_BACK, State.INTERRUPTED})
+# The run did not succeed: `svcbot run` exits 3 (CANCELLED too: someone else may have stopped the run it waited for).
+BAD_ENDINGS = frozenset({State.FAILED, State.ROLLED_BACK, State.INTERRUPTED, State.CANCELLED})
 
 
 class StepState(enum.StrEnum):
