@@ -17,7 +17,16 @@ from bot.core.catalog import Catalog
 from bot.core.errors import BotError, UsageError
 from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
 from bot.insight import logql
-from bot.insight.logs import LevelSeries, explore_link, level_series, log_line, loki_labels, parse_since, user_text
+from bot.insight.logs import (
+    LevelSeries,
+    explore_link,
+    level_series,
+    log_line,
+    loki_labels,
+    parse_since,
+    trace_id,
+    user_text,
+)
 from bot.replies.base import Reply
 from bot.replies.logs import LogLookup, LogsReply
 
@@ -46,7 +55,8 @@ def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
     touched = service_in_env(args, catalog)
     parse_since(args.since, USAGE)
     user_text(args.grep, "--grep", USAGE)
-    user_text(args.trace, "--trace", USAGE)
+    if args.trace is not None:
+        trace_id(args.trace, USAGE)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1", usage=USAGE)
     return touched
@@ -77,7 +87,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     search = logql.LogSearch(
         namespace_label=namespace_label, namespace=environment.namespace, service_label=service_label,
         services=(args.service,), grep=user_text(args.grep, "--grep", USAGE),
-        trace_id=user_text(args.trace, "--trace", USAGE),
+        trace_id=trace_id(args.trace, USAGE) if args.trace is not None else None,
         level=args.level,
     )
     query = logql.log_query(search)

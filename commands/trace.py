@@ -14,7 +14,7 @@ import time
 from bot.core.catalog import Catalog
 from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.insight import logql
-from bot.insight.logs import explore_link, log_line, loki_labels, parse_since, user_text
+from bot.insight.logs import explore_link, log_line, loki_labels, parse_since, trace_id
 from bot.replies.base import Reply
 from bot.replies.logs import LogLookup, TraceReply
 
@@ -30,16 +30,10 @@ def build_parser() -> CommandParser:
     return parser
 
 
-def _trace_text(value: str) -> str:
-    text = user_text(value.strip(), "the trace id", USAGE)
-    assert text is not None
-    return text
-
-
 def envs(args: argparse.Namespace, catalog: Catalog) -> tuple[str, ...]:
     env = args.env or catalog.settings.default_env
     catalog.environment(env)
-    _trace_text(args.trace_id)
+    trace_id(args.trace_id, USAGE)
     parse_since(args.since, USAGE)
     return (env,)
 
@@ -49,11 +43,11 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     env = args.env or catalog.settings.default_env
     environment = catalog.environment(env)
     namespace_label, service_label = loki_labels(catalog)
-    trace_id = _trace_text(args.trace_id)
+    wanted = trace_id(args.trace_id, USAGE)
     since_seconds = parse_since(args.since, USAGE)
     services = tuple(sorted(catalog.services))
     search = logql.LogSearch(namespace_label=namespace_label, namespace=environment.namespace,
-                             service_label=service_label, services=services, trace_id=trace_id)
+                             service_label=service_label, services=services, trace_id=wanted)
     query = logql.log_query(search)
     loki = invocation.backends.loki()
     deadline = invocation.answer_deadline()
@@ -67,10 +61,10 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
                   for entry in entries)
     lookup = LogLookup(
         env=env, namespace=environment.namespace, query=query, start_ns=start_ns, end_ns=end_ns,
-        since=args.since.strip().lower(), limit=TRACE_LIMIT, trace_id=trace_id,
+        since=args.since.strip().lower(), limit=TRACE_LIMIT, trace_id=wanted,
         explore_url=explore_link(catalog, query, start_ns, end_ns),
     )
-    return TraceReply(trace_id=trace_id, services=services, lookup=lookup, lines=lines,
+    return TraceReply(trace_id=wanted, services=services, lookup=lookup, lines=lines,
                       limit_reached=len(entries) >= TRACE_LIMIT, public=True)
 
 

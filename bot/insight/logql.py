@@ -171,8 +171,19 @@ def log_query(search: LogSearch) -> str:
         levels = string_literal("(?i)" + alternation_pattern(levels_at_or_above(search.level)))
         query += f' | {LEVEL_FIELD}=~{levels} or __error__!=""'
     if search.trace_id:
-        query += f' | {TRACE_FIELD}={string_literal(search.trace_id)} or __error__!=""'
+        query += f' | {_trace_filter(search.trace_id)} or __error__!=""'
     return query
+
+
+_SHORT_TRACE_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _trace_filter(trace_id: str) -> str:
+    """trace_id equal to the id; a 16-character (64-bit) id also matches its zero-padded 32-character form
+    (W3C Trace Context, OpenTelemetry)."""
+    if _SHORT_TRACE_ID.match(trace_id):
+        return f"{TRACE_FIELD}=~{string_literal('(?:0{16})?' + trace_id)}"
+    return f"{TRACE_FIELD}={string_literal(trace_id)}"
 
 
 def level_count_query(search: LogSearch, step_seconds: int) -> str:
@@ -180,7 +191,7 @@ def level_count_query(search: LogSearch, step_seconds: int) -> str:
     lines that carry `__error__`, and lines that are not JSON have no level to count by)."""
     inner = selector(search) + _line_filters(search) + ' | json | __error__=""'
     if search.trace_id:
-        inner += f" | {TRACE_FIELD}={string_literal(search.trace_id)}"
+        inner += f" | {_trace_filter(search.trace_id)}"
     return f"sum by ({LEVEL_FIELD}) (count_over_time({inner} [{int(step_seconds)}s]))"
 
 

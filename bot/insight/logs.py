@@ -85,6 +85,22 @@ def user_text(value: str | None, flag: str, usage: str) -> str | None:
         raise UsageError(f"{flag}: {exc}", usage=usage) from None
 
 
+_TRACE_ID = re.compile(r"^(?:[0-9a-f]{16}|[0-9a-f]{32})$")
+TRACE_ID_EXAMPLE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def trace_id(text: str, usage: str) -> str:
+    """A trace id as W3C Trace Context and OpenTelemetry write it: 32 hex characters, or 16 (a 64-bit id,
+    which matches the 32-character id it is the zero-padded low half of). Lowercased; anything else is a
+    usage error that quotes at most a short piece of what was typed."""
+    value = text.strip().lower()
+    if not _TRACE_ID.match(value):
+        shown = text if len(text) <= 40 else text[:37] + "…"
+        raise UsageError(f"{shown!r} is not a trace id: a trace id is 32 hexadecimal characters (or 16), "
+                         f"like {TRACE_ID_EXAMPLE}", usage=usage)
+    return value
+
+
 # --- lines --------------------------------------------------------------------------------------------
 
 def loki_labels(catalog: Catalog) -> tuple[str, str]:

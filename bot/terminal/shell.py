@@ -15,10 +15,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, get_args
 
-from bot.core.catalog import Catalog
+from bot.core.catalog import Catalog, RuleVerb
 from bot.core.errors import UsageError
+from bot.core.policy import Policy
 from bot.dispatch.dispatcher import Dispatcher
 from bot.render import text as text_render
 from bot.render.views import to_document  # importing bot.render registers every view
@@ -26,6 +27,12 @@ from bot.replies.base import Reply
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 PROMPT = "svc> "
+SHELL_HELP = """
+shell commands
+  as USER    act as another user (a terminal user or a Slack user id), where the catalog allows it
+  whoami     who you act as, your groups, and what you may do where
+  exit       leave the shell (Ctrl-D too)
+"""
 
 
 def os_user() -> str:
@@ -73,6 +80,35 @@ def run_once(dispatcher: Dispatcher, text: str, user: str, out: TextIO = sys.std
     return reply.outcome.exit_code
 
 
+def who_is(policy: Policy, user: str) -> str:
+    """`whoami`: the acting user, their groups, what they may do in which environment, and what they approve."""
+    catalog = policy.catalog
+    names = [name for name, uid in catalog.terminal.users.items() if uid == user]
+    lines = [f"acting as {names[0] + ' (' + user + ')' if names else user}; OS user {os_user()}"]
+    groups = [f"@{group}" for group in catalog.access.groups if user in policy.members(group)]
+    lines.append(f"groups: {', '.join(groups) if groups else 'none'}")
+    envs = list(catalog.environments)
+    may: dict[tuple[str, ...], list[str]] = {}
+    for verb in get_args(RuleVerb):
+        where = []
+        for env in envs:
+            decision = policy.check(verb, (env,), user)
+            if decision.allowed:
+                where.append(f"{env} (with approval)" if decision.approval is not None else env)
+        if where:
+            may.setdefault(tuple(where), []).append(verb)
+    if may:
+        lines.append("may:")
+        lines.extend(f"  {', '.join(verbs)} in {', '.join(where)}" for where, verbs in may.items())
+    else:
+        lines.append("may: only help (no access rule names you)")
+    approves = sorted({f"{'/'.join(rule.verbs)} in {', '.join(rule.envs)}" for rule in catalog.access.rules
+                       if rule.approval is not None and policy.matches(user, rule.approval.approvers)})
+    if approves:
+        lines.append(f"approves: {'; '.join(approves)}")
+    return "\n".join(lines) + "\n"
+
+
 class Shell:
     def __init__(self, dispatcher: Dispatcher, user: str, out: TextIO = sys.stdout,
                  read: Callable[[str], str] = input, banner: str = "") -> None:
@@ -94,7 +130,7 @@ class Shell:
         if word in {"exit", "quit"}:
             return False
         if word == "whoami":
-            self.out.write(f"acting as {self.user} (OS user {os_user()})\n")
+            self.out.write(who_is(self.dispatcher.policy, self.user))
             return True
         if word == "as":
             try:
@@ -105,6 +141,8 @@ class Shell:
                 self.out.write(f"now acting as {self.user}\n")
             return True
         run_once(self.dispatcher, line, self.user, self.out)
+        if word == "help" and not rest.strip():
+            self.out.write(SHELL_HELP)
         return True
 
     def loop(self) -> None:

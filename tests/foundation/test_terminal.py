@@ -50,6 +50,37 @@ def test_shell_session(example_catalog_path: Path, tmp_path: Path) -> None:
     assert output.count("svcbot commands") == 1  # nothing after exit
 
 
+def test_help_lists_the_shells_own_commands(example_catalog_path: Path, tmp_path: Path) -> None:
+    """`help` in the shell also names the shell's own commands; `help <verb>` is about the verb only."""
+    path = catalog_file(example_catalog_path, tmp_path, allow_as=True)
+    output = run_shell(path, "U01AAA", ["help"])
+    assert "shell commands" in output
+    for word in ("as USER", "whoami", "exit"):
+        assert word in output
+    assert "shell commands" not in run_shell(path, "U01AAA", ["help deploy"])
+
+
+def test_whoami_names_groups_and_what_the_user_may_do(example_catalog_path: Path, tmp_path: Path) -> None:
+    """whoami: the terminal name and user id, the catalog groups, the verbs by environment (prod deploys with
+    approval), and what the user approves."""
+    path = catalog_file(example_catalog_path, tmp_path, allow_as=True)
+    oncall = run_shell(path, "U01AAA", ["whoami"])
+    assert "acting as alice (U01AAA)" in oncall
+    assert "groups: @oncall" in oncall
+    [deploys] = [line for line in oncall.splitlines() if line.strip().startswith("deploy, rollback in")]
+    assert set(deploys.split(" in ", 1)[1].split(", ")) == {"dev", "staging", "prod (with approval)"}
+    assert "approves" not in oncall
+    approver = run_shell(path, "U02CCC", ["whoami"])
+    assert "groups: @release-managers" in approver
+    assert "approves: deploy/rollback in prod" in approver
+    assert "deploy, rollback" not in approver.split("approves")[0]
+    nobody = run_shell(path, "U09NOBODY", ["whoami"])
+    assert "groups: none" in nobody
+    [reads] = [line for line in nobody.splitlines() if line.strip().startswith("status, probe")]
+    assert set(reads.split(" in ", 1)[1].split(", ")) == {"dev", "staging", "prod"}
+    assert "deploy" not in nobody.split("may:")[1]
+
+
 def test_as_refused_unless_allowed(example_catalog_path: Path, tmp_path: Path) -> None:
     """`as` is refused when the catalog does not allow acting as someone else."""
     path = catalog_file(example_catalog_path, tmp_path, allow_as=False)

@@ -85,7 +85,9 @@ def expected_log_stages(grep: str | None, trace: str | None, level: str | None) 
     stages.append(engine.JsonStage())
     if level:
         stages.append(("level", "=~", "or", "__error__", "!=", ""))
-    if trace:
+    if trace and re.fullmatch(r"[0-9a-f]{16}", trace):  # a 64-bit id also matches its zero-padded form
+        stages.append(("trace_id", "=~", "(?:0{16})?" + trace, "or", "__error__", "!=", ""))
+    elif trace:
         stages.append(("trace_id", "=", trace, "or", "__error__", "!=", ""))
     return stages
 

@@ -61,25 +61,41 @@ def test_an_unknown_trace_says_what_ran_and_what_next(run: Run) -> None:
     assert "--since 2h" in text
 
 
-def test_trace_text_cannot_break_out_of_the_query(run: Run) -> None:
-    """A trace id with quotes and braces is one filter: the query parses and finds nothing."""
-    reply = run("""trace '"} or {app=~".+' prod""")
+@pytest.mark.parametrize("text", ['"} or {app=~".+', "abc123def", "4bf92f3577b34da6a3ce929d0e0e473", "x" * 300])
+def test_a_trace_id_is_16_or_32_hex_characters(run: Run, text: str) -> None:
+    """Anything else (query syntax, too short, too long) is a usage error naming the expected form and
+    quoting at most a short piece of what was typed."""
+    reply = run(f"trace '{text}' prod")
+    assert isinstance(reply, Message)
+    assert reply.outcome is Outcome.USER_ERROR
+    assert "is not a trace id: a trace id is 32 hexadecimal characters (or 16)" in reply.title
+    assert len(reply.title) < 200
+
+
+def test_a_64_bit_trace_id_matches_its_zero_padded_form(run: Run, loki: LokiSandbox) -> None:
+    """OpenTelemetry and W3C Trace Context pad a 64-bit id with zeros: 16 hex characters find it."""
+    short = "a3ce929d0e0e4736"
+    loki.push([{"stream": {"namespace": "dev", "app": "orders"},
+                "values": [[str(time.time_ns() - 5_000_000_000),
+                            json.dumps({"level": "info", "trace_id": "0" * 16 + short, "message": "padded"})]]}])
+    reply = run(f"trace {short.upper()} dev")
     assert isinstance(reply, TraceReply)
-    assert reply.lines == ()
+    assert [line.message for line in reply.lines] == ["padded"]
 
 
 def test_trace_lines_from_plain_text_are_kept(run: Run, loki: LokiSandbox) -> None:
     """A plain-text line holding the trace id (a proxy's access log) joins the timeline, raw."""
+    line = "proxy: trace=abc123def0123456789abcdef0123456 upstream 502"
     loki.push([{"stream": {"namespace": "dev", "app": "gateway"},
-                "values": [[str(time.time_ns() - 5_000_000_000), "proxy: trace=abc123def upstream 502"]]}])
-    reply = run("trace abc123def dev")
-    assert [(line.parsed, line.message) for line in reply.lines] == [(False, "proxy: trace=abc123def upstream 502")]
+                "values": [[str(time.time_ns() - 5_000_000_000), line]]}])
+    reply = run("trace abc123def0123456789abcdef0123456 dev")
+    assert [(line.parsed, line.message) for line in reply.lines] == [(False, line)]
 
 
 @pytest.mark.parametrize(("text", "wording"), [
     ("trace", "the following arguments are required: trace_id"),
-    ("trace abc qa", "unknown environment 'qa'"),
-    ("trace abc --since 40d", "longer than 30d"),
+    ("trace 4bf92f3577b34da6 qa", "unknown environment 'qa'"),
+    ("trace 4bf92f3577b34da6 --since 40d", "longer than 30d"),
 ])
 def test_bad_arguments(run: Run, text: str, wording: str) -> None:
     """Mistakes are usage errors answered before Loki is asked."""
@@ -89,15 +105,18 @@ def test_bad_arguments(run: Run, text: str, wording: str) -> None:
     assert wording in reply.title
 
 
+LONG_TRACE = "1f" * 16
+
+
 def test_a_long_trace_is_attached_in_full(make_runtime: Callable[..., Runtime], loki: LokiSandbox) -> None:
     """A trace with more lines than fit: the first lines in the message, all of them in the file."""
     now = time.time_ns()
     values = [[str(now - 60_000_000_000 + index * 1_000_000),
-               json.dumps({"level": "info", "trace_id": "longtrace1", "message": f"step {index}"})]
+               json.dumps({"level": "info", "trace_id": LONG_TRACE, "message": f"step {index}"})]
               for index in range(80)]
     loki.push([{"stream": {"namespace": "dev", "app": "orders"}, "values": values}])
     runtime = make_runtime(loki.url)
-    reply = runtime.dispatcher.execute("trace longtrace1 dev", "U0ALICE", source="terminal", follow_runs=True)
+    reply = runtime.dispatcher.execute(f"trace {LONG_TRACE} dev", "U0ALICE", source="terminal", follow_runs=True)
     message = slack.render(to_document(reply))
     assert message.attachment is not None
     assert "step 79" in message.attachment.content
