@@ -106,6 +106,8 @@ def env_status(
         and (tag := image_tag(template_image(rs, container))) != image
     ))
     ready = int(deployment.get("status", {}).get("readyReplicas") or 0)
+    # While old pods still run, the deployment's ready count mixes versions: say how many new ones are ready.
+    new_ready = (int((current or {}).get("status", {}).get("readyReplicas") or 0) if old_images else None)
     alerts = pod_alerts(diagnoses, now, state.desired)
     if state.failed:
         alerts.insert(0, f"rollout failed: {state.message}")
@@ -118,7 +120,7 @@ def env_status(
     return EnvStatus(
         env=env, namespace=namespace, cluster=cluster, deployment=name,
         tone=_tone(state.phase, ready, state.desired, diagnoses, alerts),
-        ready=ready, desired=state.desired, image=image, old_images=old_images,
+        ready=ready, desired=state.desired, image=image, old_images=old_images, new_ready=new_ready,
         revision=revision(deployment), rollout=state, last_rollout=last_rollout_time(deployment, owned),
         lock=deploy_lock(lease, now), alerts=tuple(alerts),
         pods=tuple(diagnoses) if detailed else (), events=tuple(warnings), hpa=hpa,

@@ -69,10 +69,21 @@ def _alert_tone(status: EnvStatus) -> Tone:
     return Tone.BAD if status.tone is Tone.BAD else Tone.WARN
 
 
+def ready_words(status: EnvStatus, *, long: bool = False) -> str:
+    """'3/3'; during a rollout in flight also how many pods of the new version are ready, since the ready
+    count alone may be all old pods: '1/1 (0 of 1.4.3)'."""
+    words = f"{status.ready}/{status.desired}"
+    if status.new_ready is None:
+        return words
+    if long:
+        return f"{words} ready ({status.new_ready} of the new version {status.image})"
+    return f"{words} ({status.new_ready} of {status.image})"
+
+
 def _overview_cells(status: EnvStatus, now: float) -> tuple[str, ...]:
     if status.problem:
         return (MARKERS[status.tone], status.env, "-", "-", status.problem, "")
-    return (MARKERS[status.tone], status.env, f"{status.ready}/{status.desired}", image_words(status),
+    return (MARKERS[status.tone], status.env, ready_words(status), image_words(status),
             rollout_words(status.rollout), ago(now, status.last_rollout))
 
 
@@ -80,7 +91,7 @@ def _summary_part(status: EnvStatus) -> str:
     if status.problem:
         return f"{status.env} {'unreachable' if status.unreachable else status.problem}"
     alert = f" ({status.alerts[0]})" if status.alerts else ""
-    return f"{status.env} {status.ready}/{status.desired} ready{alert}"
+    return f"{status.env} {ready_words(status)} ready{alert}"
 
 
 @view(StatusReply)
@@ -109,7 +120,8 @@ def status_view(reply: StatusReply) -> Document:
 
 def _detail(reply: StatusReply, status: EnvStatus) -> Document:
     state = status.rollout
-    headline = f"{status.ready}/{status.desired} ready · rollout {rollout_words(state)}"
+    headline = f"{ready_words(status, long=True) if status.new_ready is not None else ready_words(status) + ' ready'}" \
+        f" · rollout {rollout_words(state)}"
     elements: list[Element] = [
         Heading(f"{reply.service} in {status.env}"),
         Paragraph(headline, tone=status.tone, strong=True),

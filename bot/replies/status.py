@@ -25,6 +25,7 @@ class EnvStatus:
     desired: int = 0
     image: str = ""  # tag of the current revision
     old_images: tuple[str, ...] = ()  # tags of older revisions still running (a rollout in flight)
+    new_ready: int | None = None  # during a rollout in flight: ready pods of the current revision (the new one)
     revision: int = 0
     rollout: RolloutState | None = None
     last_rollout: float | None = None  # epoch seconds the current revision started

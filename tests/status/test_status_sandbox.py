@@ -265,3 +265,43 @@ class TestProbe:
         assert isinstance(reply, ProbeReply)
         assert reply.verdict.word == "degraded"
         assert "CrashLoopBackOff (last: Error, exit 1): no answer" in reply.verdict.detail
+
+
+class TestRolloutInFlight:
+    def test_a_stuck_rollout_says_how_many_of_the_new_version_are_ready(self, runtime: Runtime, stack: Any) -> None:
+        """payment 1.5.2 never becomes ready: the old pod keeps the deployment "ready", and status says that
+        none of the new version is."""
+        api = k8s_config.new_client_from_config(config_file=str(stack.directory / "kubeconfig"),
+                                                context="sandbox-nonprod")
+        apps = k8s.AppsV1Api(api)
+        before = apps.read_namespaced_deployment("payment-api", "dev")
+        original = before.spec.template.spec.containers[0].image
+
+        def set_image(image: str) -> None:
+            apps.patch_namespaced_deployment("payment-api", "dev", {"spec": {"template": {"spec": {
+                "containers": [{"name": before.spec.template.spec.containers[0].name, "image": image}]}}}})
+
+        set_image("registry.example.com/payment:1.5.2")
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                reply = status(runtime, "status payment dev")
+                assert isinstance(reply, StatusReply)
+                env = reply.envs[0]
+                if env.new_ready is not None and env.ready >= 1:
+                    break
+                assert time.monotonic() < deadline, "the rollout never showed old and new pods together"
+                time.sleep(0.1)
+            assert (env.image, env.new_ready) == ("1.5.2", 0)
+            text = render_reply(reply)
+            assert f"{env.ready}/{env.desired} ready (0 of the new version 1.5.2)" in text
+            overview = status(runtime, "status payment")
+            assert isinstance(overview, StatusReply)
+            assert "(0 of 1.5.2)" in render_reply(overview)
+        finally:
+            set_image(original)
+            deadline = time.monotonic() + 30
+            while status(runtime, "status payment dev").envs[0].new_ready is not None:
+                assert time.monotonic() < deadline, "the rollback to the original image did not finish"
+                time.sleep(0.1)
+            api.close()
