@@ -60,10 +60,11 @@ def sparkline(counts: Sequence[int]) -> str:
 
 
 def range_words(lookup: LogLookup) -> str:
+    """'the last 30m (2026-12-07 21:22:52 – 21:52:52 UTC)'; both ends dated when the range crosses a day."""
     start, end = utc(lookup.start_ns), utc(lookup.end_ns)
-    same_day = start.date() == end.date()
-    start_text = start.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
-    return f"the last {lookup.since} ({start_text} – {end.strftime('%Y-%m-%d %H:%M:%S')} UTC)"
+    if start.date() == end.date():
+        return f"the last {lookup.since} ({start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} UTC)"
+    return f"the last {lookup.since} ({start:%Y-%m-%d %H:%M:%S} – {end:%Y-%m-%d %H:%M:%S} UTC)"
 
 
 def filter_words(lookup: LogLookup) -> str:
@@ -130,14 +131,17 @@ def sparkline_block(reply: LogsReply) -> list[Element]:
         return []
     step_ns = reply.bucket_seconds * 1_000_000_000
     width = max(len(item.level) for item in reply.series)
+    first_start = reply.first_bucket_end_ns - step_ns
+    # A range that crosses a day shows dates, or a one-day axis would read the same time at both ends.
+    dated = spans_days((first_start, reply.lookup.end_ns))
     rows = []
     for item in reply.series:
         peak_end = reply.first_bucket_end_ns + item.peak_index * step_ns
         rows.append(f"{item.level.ljust(width)}  {sparkline(item.counts)}  {item.total:>5} "
-                    f"· peak {clock(peak_end - step_ns)}–{clock(peak_end)}")
-    first_start = reply.first_bucket_end_ns - step_ns
-    gap = " " * max(1, len(reply.series[0].counts) - 16)
-    axis = f"{' ' * width}  {clock(first_start)}{gap}{clock(reply.lookup.end_ns)}"
+                    f"· peak {clock(peak_end - step_ns, with_date=dated)}–{clock(peak_end, with_date=dated)}")
+    start_text, end_text = clock(first_start, with_date=dated), clock(reply.lookup.end_ns, with_date=dated)
+    gap = " " * max(1, len(reply.series[0].counts) - len(start_text))
+    axis = f"{' ' * width}  {start_text}{gap}{end_text}"
     return [Code("\n".join([*rows, axis]))]
 
 

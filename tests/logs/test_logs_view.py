@@ -85,3 +85,20 @@ def test_rendering_5000_lines_is_quick() -> None:
     started = time.perf_counter()
     slack.render(to_document(big_reply(5000)))
     assert time.perf_counter() - started < 2.0
+
+
+def test_ranges_and_axes_show_dates_when_they_cross_a_day() -> None:
+    """A range within one day is dated once, at its start; a range across days dates both ends, and so does
+    the sparkline's axis (a one-day axis would otherwise read the same time at both ends)."""
+    hour = big_reply(3)
+    text = text_render.render(to_document(hour))
+    assert "the last 1h (2026-11-18 10:06:40 – 11:06:40 UTC)" in text
+    day = big_reply(3)
+    day = LogsReply(service="payment", lookup=LogLookup(
+        env="prod", namespace="prod", query=day.lookup.query, start_ns=NOW - 86_400 * 10**9, end_ns=NOW, since="1d",
+        limit=3), lines=day.lines, limit_reached=False, series=day.series, bucket_seconds=2880,
+        first_bucket_end_ns=NOW - 29 * 2880 * 10**9, public=True)
+    text = text_render.render(to_document(day))
+    assert "the last 1d (2026-11-17 11:06:40 – 2026-11-18 11:06:40 UTC)" in text
+    axis = next(line for line in text.splitlines() if "11-18 11:06:40" in line and "peak" not in line)
+    assert "11-17 11:0" in axis
