@@ -11,6 +11,7 @@ problem is reported at once, each with its YAML path:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -262,6 +263,22 @@ class Pipeline(_Model):
     goal: str
 
 
+def _shown(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def lookalike_note(text: str) -> str:
+    """'; it holds a character that is not plain ASCII and may only look like it: 'а' (U+0430 CYRILLIC SMALL
+    LETTER A)' for
+    names typed with a look-alike (a Cyrillic a in `pаyment` reads exactly like `payment`); '' otherwise."""
+    odd = [char for char in dict.fromkeys(text) if not char.isascii()]
+    if not odd:
+        return ""
+    described = ", ".join(f"'{char}' (U+{ord(char):04X} {unicodedata.name(char, 'unnamed')})" for char in odd[:3])
+    what = "a character that is" if len(odd) == 1 else "characters that are"
+    return f"; it holds {what} not plain ASCII and may only look like it: {described}"
+
+
 class Catalog(_Model):
     settings: Settings = Settings()
     clusters: dict[Name, Cluster]
@@ -280,14 +297,15 @@ class Catalog(_Model):
         try:
             return self.services[name]
         except KeyError:
-            raise NotFound(f"unknown service '{name}' (known: {', '.join(sorted(self.services))})") from None
+            raise NotFound(f"unknown service '{_shown(name)}' (known: {', '.join(sorted(self.services))})"
+                           f"{lookalike_note(name)}") from None
 
     def environment(self, name: str) -> Environment:
         try:
             return self.environments[name]
         except KeyError:
             known = ", ".join(self.environments)
-            raise NotFound(f"unknown environment '{name}' (known: {known})") from None
+            raise NotFound(f"unknown environment '{_shown(name)}' (known: {known}){lookalike_note(name)}") from None
 
     def deployment_name(self, service: str) -> str:
         return self.service(service).deployment or service

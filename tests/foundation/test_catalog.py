@@ -51,6 +51,17 @@ class TestExample:
         with pytest.raises(NotFound, match=r"unknown environment 'qa' \(known: dev, staging, prod\)"):
             catalog.environment("qa")
 
+    def test_a_lookalike_character_is_named(self, example_catalog_path: Path) -> None:
+        """`pаyment` with a Cyrillic а reads exactly like `payment`: the answer says which character it is."""
+        catalog = load_catalog(example_catalog_path)
+        with pytest.raises(NotFound) as raised:
+            catalog.service("p\u0430yment")
+        assert "not plain ASCII" in raised.value.message
+        assert "U+0430 CYRILLIC SMALL LETTER A" in raised.value.message
+        with pytest.raises(NotFound) as plain:
+            catalog.service("pay")
+        assert "ASCII" not in plain.value.message
+
 
 class TestProblems:
     def test_unknown_pipeline(self, raw: dict[str, Any]) -> None:
