@@ -36,6 +36,8 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     reply = ApprovalReply(request_id=request.id, action=request.kind, service=request.service, env=request.env,
                           version=request.version, user=invocation.user, decision=decision,
                           approvals=result.approvals, quorum=result.quorum, public=True)
+    if voted.superseded:
+        return dataclasses.replace(reply, superseded=voted.superseded, outcome=Outcome.USER_ERROR)
     if voted.not_started:
         outcome = Outcome.USER_ERROR if voted.not_started_by_conflict else Outcome.INTERNAL_ERROR
         return dataclasses.replace(reply, not_started=voted.not_started, outcome=outcome)

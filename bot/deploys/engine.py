@@ -19,16 +19,20 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from bot.core.errors import BackendError, BotError, Conflict
-from bot.deploys.plan import ROLLBACK_TARGET, ROLLBACK_TIMEOUT, Plan, PlannedStep
+from bot.deploys.plan import ROLLBACK_TARGET, ROLLBACK_TIMEOUT, Plan, PlannedStep, superseded
 from bot.deploys.progress import LogSink, ProgressSink
 from bot.deploys.steps import KINDS
 from bot.deploys.steps.base import RunFacts, StepCancelled, StepContext, StepFailed, StepKind
 from bot.deploys.store import BAD_ENDINGS, Snapshot, State, StepSpec, StepState, Store
+from bot.insight.kube_facts import template_image
 
 if TYPE_CHECKING:
     from bot.clients.kube import DeployKube
 
 log = structlog.get_logger("svcbot.pipeline")
+
+READ_ONLY_KINDS = frozenset({"wait_rollout", "probe"})  # step kinds that only look (the rest may change things)
+SUPERSEDED_CHECK_TIMEOUT = 15.0  # seconds for reading what runs now before the first step that changes anything
 
 # --- locks (bot/deploys/locks.py implements these with Leases) -------------------------------------------------
 
@@ -279,10 +283,20 @@ class RunEngine:
         failed_step: PlannedStep | None = None
         stopped = False
         last_seq = -1
+        checked = False
         for seq, step in enumerate(plan.steps):
             if active.cancel.is_set():
                 stopped = True
                 break
+            if not checked and step.kind not in READ_ONLY_KINDS:
+                # Right before the first step that changes anything: does the deployment still run what the
+                # request was made against? (An older migration Job against a newer schema is as bad as the image.)
+                checked = True
+                refusal = self._superseded(active)
+                if refusal is not None:
+                    self.store.skip_steps(active.request_id, range(seq, len(plan.steps)))
+                    self.store.set_run_facts(active.request_id, failure=refusal[1])
+                    return refusal
             last_seq = seq
             outcome, message = self._step(active, seq, step, facts)
             if outcome is StepState.SUCCEEDED:
@@ -314,6 +328,21 @@ class RunEngine:
         if not restored:
             return end if stopped else State.FAILED, f"{failure}; rollback failed: {detail}"
         return (State.CANCELLED if stopped else State.ROLLED_BACK), f"{failure}; {detail}"
+
+    def _superseded(self, active: _Active) -> tuple[State, str] | None:
+        """CANCELLED (superseded) when the deployment runs another image than the plan was made against;
+        FAILED when that cannot be read; None to go on."""
+        plan = active.plan
+        if not plan.from_image:
+            return None
+        workload = plan.workload
+        try:
+            deployment = self.kube(workload.cluster).read_deployment(
+                workload.namespace, workload.deployment, deadline=time.monotonic() + SUPERSEDED_CHECK_TIMEOUT)
+        except BotError as exc:
+            return State.FAILED, f"could not check what {workload.env} runs before changing it: {exc.message}"
+        stale = superseded(plan, template_image(deployment, workload.container))
+        return (State.CANCELLED, stale) if stale else None
 
     def _rollback(self, active: _Active, facts: RunFacts) -> tuple[bool, str]:
         """on_failure: rollback: restore the revision this run replaced and wait for that rollout."""

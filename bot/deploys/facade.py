@@ -24,9 +24,10 @@ from bot.core.policy import Policy
 from bot.deploys import approvals
 from bot.deploys.approvals import Decision, VoteResult
 from bot.deploys.engine import RunEngine, RunSettings
-from bot.deploys.plan import Plan
+from bot.deploys.plan import Plan, superseded
 from bot.deploys.progress import TerminalSink
 from bot.deploys.store import NewRequest, RequestRecord, Snapshot, State, Store, new_id
+from bot.deploys.store.store import AlreadyPending
 from bot.insight.kube_facts import template_image
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ class Voted:
     started: Started | None = None
     not_started: str = ""
     not_started_by_conflict: bool = False
+    superseded: str = ""  # the deployment runs something else than when the request was made: it was CANCELLED
+
+
 
 
 @dataclass(frozen=True)
@@ -196,14 +200,19 @@ class Deploys:
                 follow: Follow | None = None) -> Pending | Started:
         """Store the request; PENDING when `approval` asks for one, else take the lock and start the run."""
         store = self.store()
+        plan = dataclasses.replace(plan, from_image=current.image)  # approving it later checks this still runs
         base = NewRequest(kind=plan.action, service=plan.service, env=plan.env, version=plan.version,
                           requester=user, plan=plan.to_json(), os_user=os_user, source=source, channel=channel)
         if approval is not None:
             expires_at = time.time() + approval.expires
-            request = store.create_request(dataclasses.replace(
-                base, state=State.PENDING, expires_at=expires_at,
-                approval={"approvers": list(approval.approvers), "quorum": approval.quorum,
-                          "self_approval": approval.self_approval, "expires": approval.expires}))
+            try:
+                request = store.create_request(dataclasses.replace(
+                    base, state=State.PENDING, expires_at=expires_at,
+                    approval={"approvers": list(approval.approvers), "quorum": approval.quorum,
+                              "self_approval": approval.self_approval, "expires": approval.expires}),
+                    exclusive=True)
+            except AlreadyPending as exc:
+                raise self._refuse_second(exc.request, plan, user) from exc
             return Pending(request=request, approval=approval, current_image=current.image)
         engine = self.engine()
         run_id = new_id()
@@ -215,12 +224,29 @@ class Deploys:
                                  "reason": exc.message})
             raise
         try:
-            store.create_request(dataclasses.replace(base, id=run_id, state=State.APPROVED))
-        except BaseException:
+            store.create_request(dataclasses.replace(base, id=run_id, state=State.APPROVED), exclusive=True)
+        except BaseException as exc:
             if lock is not None:
                 lock.release()
+            if isinstance(exc, AlreadyPending):
+                raise self._refuse_second(exc.request, plan, user) from exc
             raise
         return self._start(run_id, user, current.image, follow, lock=lock)
+
+    def _refuse_second(self, first: RequestRecord, plan: Plan, user: str) -> Conflict:
+        """A second request for a service and environment while one awaits approval is refused, pointing at
+        the first; the same person is told to withdraw theirs first (nothing is withdrawn for them: an
+        approver may be reading it right now, and a click on it must not find it gone without a word)."""
+        self.store().record(user, f"{plan.action}.refused",
+                            detail={"service": plan.service, "env": plan.env, "version": plan.version,
+                                    "reason": f"request {first.id} awaits approval"})
+        what = approvals.describe(first)
+        if first.requester == user:
+            return Conflict(f"you already asked for a {what}: {first.id} awaits approval. Withdraw it with "
+                            f"/svc cancel {first.id}, then ask again")
+        return Conflict(f"{plan.service} in {plan.env} already has a request awaiting approval: {first.id} ({what}, "
+                        f"asked by {approvals.mention(first.requester)} at {approvals.clock(first.created_at)}). "
+                        f"Approve or reject it first (its requester may withdraw it: /svc cancel {first.id})")
 
     def _start(self, request_id: str, actor: str, from_image: str, follow: Follow | None,
                lock: object | None = None) -> Started:
@@ -240,8 +266,16 @@ class Deploys:
         if result.decision is Decision.VOTED:
             return Voted(result)
         request = result.request
-        # The one read of the deployment on this path: what the run records as its "from".
-        current = self.current_image(Plan.from_json(request.plan), deadline=time.monotonic() + CURRENT_IMAGE_READ)
+        plan = Plan.from_json(request.plan)
+        # The one read of the deployment on this path: what the run records as its "from", and the check that
+        # it still runs what the request was made against.
+        current = self.current_image(plan, deadline=time.monotonic() + CURRENT_IMAGE_READ)
+        stale = superseded(plan, current.image)
+        if stale:
+            if not store.transition(request.id, State.CANCELLED, actor=user, expected=(State.APPROVED,),
+                                    reason=stale, detail={"now_runs": current.image, "made_against": plan.from_image}):
+                raise Conflict(f"{request.id} is already {store.request(request.id).state.value}")
+            return Voted(dataclasses.replace(result, request=store.request(request.id)), superseded=stale)
         try:
             started = self._start(request.id, user, current.image, follow)
         except (Conflict, BackendError) as exc:

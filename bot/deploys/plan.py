@@ -30,6 +30,7 @@ from bot.core.catalog import (
 from bot.core.errors import UsageError
 from bot.deploys.steps import KINDS
 from bot.deploys.steps.base import StepKind, Workload
+from bot.insight.kube_facts import image_tag
 
 if TYPE_CHECKING:
     pass
@@ -95,6 +96,10 @@ class Plan:
     steps: tuple[PlannedStep, ...]
     variables: Mapping[str, str]
     workspace: str  # the catalog's folder: relative make/run directories start there
+    # What the deployment ran when the request was made (set by `Deploys.request`; "" when unknown). Approving
+    # or starting the request while something else runs is refused: the request was superseded.
+    from_image: str = ""
+    revision: int = 0  # rollback: the revision it goes back to, resolved when the request is made (0: unknown)
 
     def lines(self) -> list[str]:
         """The plan like `make -n`: each target, then its steps with their arguments substituted."""
@@ -113,6 +118,7 @@ class Plan:
             "action": self.action, "service": self.service, "env": self.env, "version": self.version,
             "workload": dataclasses.asdict(self.workload), "image": self.image, "pipeline": self.pipeline,
             "targets": list(self.targets), "variables": dict(self.variables), "workspace": self.workspace,
+            "from_image": self.from_image, "revision": self.revision,
             "steps": [{"target": step.target, "kind": step.kind, "args": dict(step.args),
                        "rollback_on_failure": step.rollback_on_failure} for step in self.steps],
         }
@@ -124,10 +130,23 @@ class Plan:
             version=str(data["version"]), workload=Workload(**data["workload"]), image=str(data["image"]),
             pipeline=str(data["pipeline"]), targets=tuple(data["targets"]),
             variables=dict(data["variables"]), workspace=str(data["workspace"]),
+            from_image=str(data.get("from_image") or ""), revision=int(data.get("revision") or 0),
             steps=tuple(PlannedStep(target=str(step["target"]), kind=str(step["kind"]), args=dict(step["args"]),
                                     rollback_on_failure=bool(step["rollback_on_failure"]))
                         for step in data["steps"]),
         )
+
+
+SUPERSEDED = "superseded"  # the first word of the reason of a request ended because something else runs now
+
+
+def superseded(plan: Plan, now_runs: str) -> str:
+    """Why the plan may not run any more ("" if it may): the deployment runs another image than the one it was
+    planned against. Unknown on either side is not a reason (the run records the exact "from" anyway)."""
+    if not plan.from_image or not now_runs or plan.from_image == now_runs:
+        return ""
+    return (f"{SUPERSEDED}: {plan.env} now runs {image_tag(now_runs)}, this request was made against "
+            f"{image_tag(plan.from_image)}: request it again")
 
 
 def workload_of(catalog: Catalog, service: str, env: str) -> Workload:

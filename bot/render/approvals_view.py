@@ -14,6 +14,7 @@ import re
 
 from bot.core.tone import Tone
 from bot.deploys.approvals import ConfigSummary, Decision
+from bot.deploys.plan import SUPERSEDED
 from bot.insight.kube_facts import image_tag
 from bot.render.document import Button, Buttons, Code, Delivery, Document, Element, Fields, Lines, Note, Paragraph
 from bot.render.views import to_document, view
@@ -116,6 +117,8 @@ def _headline(reply: ApprovalMessageReply) -> tuple[str, Tone]:
         return f"rejected: {asked}", Tone.BAD
     if state == "EXPIRED":
         return f"expired: {asked} was not approved in time", Tone.WARN
+    if state == "CANCELLED" and reply.reason.startswith(SUPERSEDED):
+        return f"superseded: {asked}", Tone.WARN
     if state == "CANCELLED":
         return f"withdrawn: {asked}", Tone.WARN
     return f"{state.lower()}: {asked}", Tone.UNKNOWN
@@ -152,6 +155,9 @@ def _decision(reply: ApprovalMessageReply) -> list[Element]:
     if state == "EXPIRED":
         return [Lines(((Tone.WARN, f"expired at {clock(reply.expires_at)} with {len(reply.approvals)} of "
                                    f"{reply.quorum} approvals; nothing was deployed"),), markup=True)]
+    if state == "CANCELLED" and reply.reason.startswith(SUPERSEDED):
+        # svcbot's own words, with image tags from the cluster: escaped like any backend text
+        return [Lines(((Tone.WARN, f"not run at {when}: nothing was deployed"),)), Paragraph(reply.reason)]
     if state == "CANCELLED":
         by = mention(reply.decided_by) if reply.decided_by else "its requester"
         return [Lines(((Tone.WARN, f"withdrawn by {by} at {when}; nothing was deployed"),), markup=True)]
@@ -207,6 +213,8 @@ def approval_reply_view(reply: ApprovalReply) -> Document:
         title = (f"you approved {reply.request_id} ({asked}): {tally}; waiting for {missing} more "
                  f"approver{'s' if missing > 1 else ''}")
         tone = Tone.INFO
+    elif reply.superseded:
+        title, tone = f"{reply.request_id} was not run ({asked}): {reply.superseded}", Tone.BAD
     elif reply.decision in (Decision.APPROVED, Decision.STARTED):
         verb = reply.decision.value
         title = f"you {verb} {reply.request_id}: {asked}"
@@ -218,6 +226,8 @@ def approval_reply_view(reply: ApprovalReply) -> Document:
     elements: list[Element] = [Paragraph(title, tone=tone, strong=True)]
     if reply.reason:
         elements.append(Paragraph(f"reason: {reply.reason}"))  # as typed: escaped
+    if reply.superseded:
+        elements.append(Note(f"{reply.request_id} is CANCELLED; nothing was deployed"))
     if reply.not_started:
         elements.append(Paragraph(f"the run did not start: {reply.not_started}", tone=Tone.WARN))
         elements.append(Note(f"it stays approved: /svc approve {reply.request_id} starts it once the lock is "

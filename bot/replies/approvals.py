@@ -78,6 +78,7 @@ class ApprovalReply(Reply):
     quorum: int = 1
     reason: str = ""  # a rejection's or withdrawal's reason, as typed
     not_started: str = ""  # why an approved run did not start (the deploy lock is held)
+    superseded: str = ""  # why the request was ended instead of run: the deployment runs something else now
     run: DeployRunReply | None = None  # the run it started: finished when the terminal waited for it
 
 

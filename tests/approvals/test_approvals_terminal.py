@@ -27,16 +27,20 @@ def test_svcbot_run_approve_in_the_sandbox_catalog(world: ApprovalWorld) -> None
     """alice asks, bob is refused (exit 1), carol approves from the terminal: it waits for the run and
     prints its progress (exit 0); an approved version whose migration fails makes `svcbot run` exit 3."""
     assert world.stack.directory is not None
-    runtime = build_runtime(world.stack.directory / "catalog.yaml")
-    try:
-        asked = [runtime.dispatcher.execute(f"deploy payment prod {version}", "U0ALICE", source="terminal",
-                                            follow_runs=True, deadline=time.monotonic() + 30)
-                 for version in ("1.4.2", "1.5.3")]
-    finally:
-        runtime.close()
-    good, failing = asked
-    assert isinstance(good, DeployPendingReply)
-    assert isinstance(failing, DeployPendingReply)
+
+    def ask(version: str) -> DeployPendingReply:
+        # One request per service and environment waits at a time (issue 16): each is asked when it may be.
+        assert world.stack.directory is not None
+        runtime = build_runtime(world.stack.directory / "catalog.yaml")
+        try:
+            pending = runtime.dispatcher.execute(f"deploy payment prod {version}", "U0ALICE", source="terminal",
+                                                 follow_runs=True, deadline=time.monotonic() + 30)
+        finally:
+            runtime.close()
+        assert isinstance(pending, DeployPendingReply)
+        return pending
+
+    good = ask("1.4.2")
 
     refused = svcbot_run(world, f"approve {good.request_id}", "bob")
     assert refused.returncode == 1, refused.stderr[-2000:]
@@ -50,6 +54,7 @@ def test_svcbot_run_approve_in_the_sandbox_catalog(world: ApprovalWorld) -> None
     assert world.store.request(good.request_id).state is State.SUCCEEDED
     assert world.image("prod", "payment-api") == "registry.example.com/payment:1.4.2"
 
+    failing = ask("1.5.3")
     failed = svcbot_run(world, f"approve {failing.request_id}", "carol")
     assert failed.returncode == 3, failed.stdout + failed.stderr[-2000:]
     assert world.store.request(failing.request_id).state is State.FAILED

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from bot.core.errors import NotFound
+from bot.core.errors import Conflict, NotFound
 from bot.deploys.store.database import Database, Row, Transaction
 from bot.deploys.store.location import open_database
 from bot.deploys.store.migrations import migrate
@@ -39,6 +39,14 @@ from bot.deploys.store.records import (
 )
 
 log = structlog.get_logger("svcbot.store")
+
+
+class AlreadyPending(Conflict):
+    """`create_request(exclusive=True)` found a request for the same service and environment awaiting approval."""
+
+    def __init__(self, request: RequestRecord) -> None:
+        super().__init__(f"{request.service} in {request.env} already has a request awaiting approval: {request.id}")
+        self.request = request
 
 
 def _json(value: Mapping[str, Any] | None) -> str | None:
@@ -74,13 +82,25 @@ class Store:
 
     # --- requests -------------------------------------------------------------------------------------
 
-    def create_request(self, new: NewRequest, *, now: float | None = None) -> RequestRecord:
-        """Store a request in its first state (PENDING, or APPROVED when no approval is needed)."""
+    def create_request(self, new: NewRequest, *, exclusive: bool = False, now: float | None = None) -> RequestRecord:
+        """Store a request in its first state (PENDING, or APPROVED when no approval is needed).
+
+        `exclusive`: refused with AlreadyPending while another request for the same service and environment
+        awaits approval (PENDING and unexpired), checked and inserted in one transaction, so two requests
+        made at once cannot both wait.
+        """
         if new.state not in (State.PENDING, State.APPROVED):
             raise ValueError(f"a request starts PENDING or APPROVED, not {new.state}")
         now = time.time() if now is None else now
         request_id = new.id or new_id()
         with self.database.transaction() as tx:
+            if exclusive:
+                self.database.serialize(tx, f"svcbot.request:{new.service}:{new.env}")
+                waiting = tx.query("SELECT * FROM requests WHERE service = ? AND env = ? AND state = ? "
+                                   "AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at LIMIT 1",
+                                   (new.service, new.env, State.PENDING.value, now))
+                if waiting:
+                    raise AlreadyPending(_request(waiting[0]))
             tx.execute(
                 "INSERT INTO requests (id, kind, service, env, version, requester, os_user, source, channel, "
                 "thread_ts, state, plan, approval, expires_at, reason, created_at, updated_at) "
