@@ -25,16 +25,55 @@ if TYPE_CHECKING:
 
 
 class CommandParser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of printing and exiting."""
+    """argparse that raises UsageError instead of printing and exiting, in the words of the verb's usage line."""
 
     def __init__(self, verb: str, usage: str) -> None:
         super().__init__(prog=f"/svc {verb}", usage=usage, add_help=False, allow_abbrev=False)
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(message, usage=self.usage or "")
+        raise UsageError(usage_words(message, self.usage or ""), usage=self.usage or "")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise UsageError((message or "invalid arguments").strip(), usage=self.usage or "")
+
+
+_REQUIRED = re.compile(r"^the following arguments are required: (.+)$")
+_NO_VALUE = re.compile(r"^argument (--[a-z-]+): expected one argument$")
+_UNRECOGNIZED = re.compile(r"^unrecognized arguments: (.+)$")
+_ARGUMENT = re.compile(r"^argument ([^:]+): (.+)$")
+
+
+def _squashed(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _usage_name(dest: str, usage: str) -> str:
+    """argparse's name of an argument (`env_b`, `trace_id`) -> the usage line's (`<envB>`, `<trace-id>`)."""
+    for token in re.findall(r"<([^>]+)>", usage):
+        if any(_squashed(part) == _squashed(dest) for part in [token, *token.split("|")]):
+            return f"<{token}>"
+    return f"<{dest}>"
+
+
+def usage_words(message: str, usage: str) -> str:
+    """argparse's error messages said in the words of the verb's usage line (README's words)."""
+    if match := _REQUIRED.match(message):
+        names = [_usage_name(name.strip(), usage) for name in match.group(1).split(",")]
+        return f"missing {' and '.join(names)}"
+    if match := _NO_VALUE.match(message):
+        flag = match.group(1)
+        example = re.search(rf"\[{re.escape(flag)} ([^\]]+)\]", usage)
+        like = f", like {flag} {example.group(1)}" if example else ""
+        return f"{flag} needs a value{like} (a value that starts with '-' reads as another option)"
+    if match := _UNRECOGNIZED.match(message):
+        extra = match.group(1)
+        shown = extra if len(extra) <= 60 else extra[:59] + "…"
+        return f"unexpected {shown!r}: more words than the command takes"
+    if match := _ARGUMENT.match(message):
+        name = match.group(1)
+        name = name if name.startswith("-") else _usage_name(name.split("/")[0], usage)
+        return f"{name}: {match.group(2)}"
+    return message
 
 
 def no_progress(_line: str) -> None:

@@ -93,7 +93,7 @@ def test_trace_lines_from_plain_text_are_kept(run: Run, loki: LokiSandbox) -> No
 
 
 @pytest.mark.parametrize(("text", "wording"), [
-    ("trace", "the following arguments are required: trace_id"),
+    ("trace", "missing <\u200btrace-id>"),
     ("trace 4bf92f3577b34da6 qa", "unknown environment 'qa'"),
     ("trace 4bf92f3577b34da6 --since 40d", "longer than 30d"),
 ])
