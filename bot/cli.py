@@ -82,9 +82,10 @@ def _check(args: argparse.Namespace) -> int:
 
     path = catalog_path(args.catalog)
     catalog = load_catalog(path)
-    rules = len(catalog.access.rules)
-    print(f"{path}: OK ({len(catalog.clusters)} clusters, {len(catalog.environments)} environments, "
-          f"{len(catalog.services)} services, {rules} access rules, {len(catalog.pipelines)} pipelines)")
+    counts = ", ".join(count(len(items), noun) for items, noun in (
+        (catalog.clusters, "cluster"), (catalog.environments, "environment"), (catalog.services, "service"),
+        (catalog.access.rules, "access rule"), (catalog.pipelines, "pipeline")))
+    print(f"{path}: OK ({counts})")
     return 0
 
 
@@ -152,6 +153,11 @@ def _sandbox(args: argparse.Namespace) -> int:
         print("Ctrl-C here stops the sandbox.", flush=True)
         _wait_for_signal()
     return 0
+
+
+def count(number: int, noun: str) -> str:
+    """'1 pipeline', '2 pipelines'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -159,7 +159,7 @@ class TestCheckCommand:
         result = subprocess.run([sys.executable, "-m", "bot.cli", "check", "--catalog", str(example_catalog_path)],
                                 capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
-        assert "OK (2 clusters, 3 environments, 2 services" in result.stdout
+        assert "OK (2 clusters, 3 environments, 2 services, 3 access rules, 1 pipeline)" in result.stdout
 
     def test_check_reports_problems(self, raw: dict[str, Any], tmp_path: Path) -> None:
         """`svcbot check` prints each problem with its path and exits 1."""
