@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from bot.core import logging as bot_logging
 from bot.core.errors import CatalogError, UsageError
@@ -61,8 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = args.log_level or ("INFO" if args.command in {"serve", "sandbox"} else "WARNING")
-    bot_logging.configure(level=level)
+    level = args.log_level or ("INFO" if args.command in {"serve", "sandbox", "shell", "demo"} else "WARNING")
+    log_file = None
+    if args.command in {"shell", "demo"}:
+        # Between a prompt and its answer a log line is noise: the interactive shell and the demo log to a
+        # file (said at start); `serve`, `run` and the rest keep logging to stderr.
+        log_file = shell_log_file(args.command)
+        args.log_path = log_file.name
+    bot_logging.configure(level=level, stream=log_file, json=True if log_file is not None else None)
     try:
         return int(_COMMANDS[args.command](args))
     except CatalogError as exc:
@@ -74,6 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def shell_log_file(command: str) -> TextIO:
+    """$SVCBOT_LOG_FILE, else <the user's state directory>/svcbot/<command>.log, opened for appending."""
+    chosen = os.environ.get("SVCBOT_LOG_FILE")
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    path = Path(chosen) if chosen else state / "svcbot" / f"{command}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a", encoding="utf-8", buffering=1)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -116,7 +132,7 @@ def _shell(args: argparse.Namespace) -> int:
 
     runtime = build_runtime(catalog_path(args.catalog))
     try:
-        shell.Shell(runtime.dispatcher, _user(args, runtime.catalog)).loop()
+        shell.Shell(runtime.dispatcher, _user(args, runtime.catalog), banner=f"(logs go to {args.log_path})\n").loop()
     finally:
         runtime.close()
     return 0
@@ -175,18 +191,35 @@ def _demo(args: argparse.Namespace) -> int:
             os.environ["KUBECONFIG"] = str(directory / "kubeconfig")
             for key, value in stack.environment().items():
                 os.environ[key] = value
+            # The store lives with the world it describes: each demo starts a fresh world, so a shared store
+            # would show deploys of earlier demos that this world never had.
+            os.environ.setdefault("SVCBOT_DB", str(directory / "svcbot.db"))
             runtime = build_runtime(directory / "catalog.yaml")
-            banner = (
-                "svcbot demo: a sandbox with clusters nonprod (dev, staging) and prod, services payment, "
-                "orders, gateway, inventory.\nTry: status payment · status all prod · probe gateway staging · "
-                "logs orders staging --level error · diff payment staging prod · deploy payment staging 1.4.2\n"
-            )
             try:
                 shell.Shell(runtime.dispatcher, shell.resolve_as(runtime.catalog, args.as_user),
-                            banner=banner).loop()
+                            banner=demo_banner(args.log_path)).loop()
             finally:
                 runtime.close()
     return 0
+
+
+def demo_banner(log_path: str) -> str:
+    """Who the demo's users are and what to try, including the versions built to fail."""
+    from sandbox.stack import DEMO_USERS  # noqa: PLC0415
+
+    users = "\n".join(f"  {name:<6} {role}" for name, (_uid, role) in DEMO_USERS.items())
+    return (
+        "svcbot demo: a sandbox with clusters nonprod (dev, staging) and prod; services payment, orders, gateway, "
+        "inventory.\n"
+        f"Users (switch with `as NAME`):\n{users}\n"
+        "Try:\n"
+        "  status payment · status all prod · probe gateway staging · logs orders staging --level error\n"
+        "  diff payment staging prod · deploy payment staging 1.4.3 · history payment staging\n"
+        "  deploy payment prod 1.4.2, then `as carol` and approve it (alice may not approve her own request)\n"
+        "Versions built to fail: payment 1.5.0 crashes, 1.5.1 leaks memory (OOMKilled), 1.5.2 never becomes "
+        "ready,\n  1.5.3 fails its migration; orders 2.9.0 and inventory 3.2.1 crash; gateway 1.0.1 leaks.\n"
+        f"(logs go to {log_path}; the store is this demo's own, under {os.environ.get('SVCBOT_DB', '?')})\n"
+    )
 
 
 _COMMANDS = {

@@ -10,9 +10,10 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
+import structlog.tracebacks
 
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential|private|dsn|authorization)",
                          re.IGNORECASE)
@@ -21,11 +22,15 @@ _SECRET_VALUE = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@))"
 )
+# key=value / key: value pairs whose key looks secret, inside free text (an error quoting a backend's data).
+_SECRET_PAIR = re.compile(
+    r"((?:password|passwd|secret|token|api_?key|credential|private|dsn)[A-Za-z_]*\s*[=:]\s*)[^\s,;'\"]+",
+    re.IGNORECASE)
 MASK = "****"
 
 
 def mask_text(text: str) -> str:
-    return _SECRET_VALUE.sub(MASK, text)
+    return _SECRET_PAIR.sub(lambda match: match.group(1) + MASK, _SECRET_VALUE.sub(MASK, text))
 
 
 def _mask(value: Any) -> Any:
@@ -49,9 +54,11 @@ def mask_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
     return event_dict
 
 
-def configure(*, json: bool | None = None, level: str = "INFO") -> None:
-    """Set up structlog and the stdlib root logger (for libraries) to write to stderr."""
-    use_json = (not sys.stderr.isatty()) if json is None else json
+def configure(*, json: bool | None = None, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Set up structlog and the stdlib root logger (for libraries) to write to `stream` (stderr by default;
+    the interactive shell and the demo log to a file, so nothing but answers reaches the screen)."""
+    stream = stream or sys.stderr
+    use_json = (not stream.isatty()) if json is None else json
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -60,7 +67,10 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
     # Tracebacks become data before masking, so exception text is masked too.
     renderer: Any
     if use_json:
-        tracebacks: Any = structlog.processors.dict_tracebacks
+        # Frames without their local variables: locals can hold secrets and answers (one crash logged a
+        # 112 KB line of them). File, line and function are what a reader needs.
+        tracebacks: Any = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
         renderer = structlog.processors.JSONRenderer()
     else:
         tracebacks = structlog.processors.format_exc_info
@@ -68,8 +78,9 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, tracebacks, mask_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=stream, format="%(levelname)s %(name)s: %(message)s",
+                        force=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,22 @@ def test_run_prints_answer_on_stdout_and_logs_on_stderr(example_catalog_path: Pa
     assert finished[0]["verb"] == "help"
     assert finished[0]["source"] == "terminal"
     assert finished[0]["os_user"]
+
+
+def test_the_shell_logs_to_a_file_and_says_where(example_catalog_path: Path, tmp_path: Path) -> None:
+    """In `svcbot shell` nothing but answers reaches the screen: the log (a denial's audit line included) goes
+    to the file the shell names at start."""
+    log = tmp_path / "shell.log"
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "shell", "--catalog", str(example_catalog_path)],
+                            input="status payment prod\ndeploy payment prod 1.4.2\nexit\n", capture_output=True,
+                            text=True, check=False, timeout=60, env={**os.environ, "SVCBOT_LOG_FILE": str(log)})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert f"(logs go to {log})" in result.stdout
+    assert "audit.denied" not in result.stdout
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    assert "audit.denied" in events
+    assert events.count("command.finished") == 2
 
 
 def test_run_exit_code_for_user_error(example_catalog_path: Path) -> None:
