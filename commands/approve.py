@@ -34,7 +34,8 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     request = result.request
     decision = Decision.STARTED if result.decision is Decision.START_AGAIN else result.decision
     reply = ApprovalReply(request_id=request.id, action=request.kind, service=request.service, env=request.env,
-                          version=request.version, user=invocation.user, decision=decision,
+                          version=request.version, target_image=str(request.plan.get("image") or ""),
+                          user=invocation.user, decision=decision,
                           approvals=result.approvals, quorum=result.quorum, public=True)
     if voted.superseded:
         return dataclasses.replace(reply, superseded=voted.superseded, outcome=Outcome.USER_ERROR)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.core.catalog import Catalog
 from bot.core.errors import BackendError, UsageError, UserError
 from bot.deploys.plan import workload_of
+from bot.deploys.progress import rollback_target
 from bot.deploys.store import RequestRecord, RunRecord, State, Store
 from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.insight import kube_facts as rollout
@@ -128,8 +129,8 @@ def _merge(requests: list[RequestRecord], runs: dict[str, RunRecord],
         revision = record.to_revision if record is not None else None
         image = record.to_image if record is not None and record.to_image else ""
         version = rollout.image_tag(image) if image else request.version
-        if request.kind == "rollback" and not image:
-            version = f"revision {request.version}" if request.version else "previous revision"
+        if request.kind == "rollback":  # its target as it was resolved when asked: '1.4.2 (revision 3)'
+            version = rollback_target(str(request.plan.get("image") or "") or image, request.version)
         if record is not None and record.restored_revision is not None:
             entries.append(HistoryEntry(
                 when=record.finished_at or record.started_at, env=request.env,

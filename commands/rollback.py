@@ -2,15 +2,18 @@
 
 The same path as a deploy: validated names, the deploy lock, a stored request (PENDING where the
 catalog asks for approval), the audit trail, progress, and the wait for the rollout to finish.
-Without --to it goes back to the previous revision, as kubectl does.
+Without --to it goes back to the newest revision that differs from what runs now and did not fail under svcbot
+(not kubectl's "previous revision", which after an automatic rollback is the version that just failed); the
+target is resolved when the request is made, stored with its plan and named everywhere. Nothing to go back to
+is a usage error, and no request is stored.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bot.core.errors import UsageError
-from bot.deploys.facade import Pending
+from bot.core.errors import BackendError, UsageError
+from bot.deploys.facade import CurrentImage, Pending
 from bot.deploys.plan import ROLLBACK_TIMEOUT, plan_rollback
 from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
 from bot.replies.base import Reply
@@ -39,7 +42,12 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
     settings = deploys.run_settings
     timeout = settings.rollback_timeout if settings is not None else ROLLBACK_TIMEOUT
     plan = plan_rollback(invocation.catalog, args.service, args.env, args.revision, timeout=timeout)
-    current = deploys.current_image(plan, deadline=invocation.deadline)
+    try:
+        plan, current = deploys.rollback_target(plan, deadline=invocation.deadline)
+    except BackendError as exc:
+        if not args.dry_run:
+            raise
+        return plan_reply(plan, CurrentImage("", exc.message))  # a dry run still answers with the cluster down
     if args.dry_run:
         return plan_reply(plan, current)
     outcome = deploys.request(plan, current, user=invocation.user,
@@ -52,7 +60,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
 
 COMMAND = Command(
     name="rollback",
-    summary="roll a deployment back to its previous (or a given) revision",
+    summary="roll a deployment back to its last good (or a given) revision",
     usage=USAGE,
     build_parser=build_parser,
     run=run,

@@ -30,6 +30,7 @@ import structlog
 
 from bot.core.errors import BackendError, Conflict, Forbidden, UserError
 from bot.core.policy import Policy
+from bot.deploys.progress import rollback_target
 from bot.deploys.store import FINAL, RequestRecord, State, Store, Vote
 from bot.insight.configdiff import compare, flatten
 from bot.insight.profiles import load_profile
@@ -106,7 +107,7 @@ def describe(request: RequestRecord) -> str:
     """'deploy of payment 1.4.2 to prod' / 'rollback of payment in prod'."""
     if request.kind == "deploy":
         return f"deploy of {request.service} {request.version} to {request.env}"
-    target = f" to revision {request.version}" if request.version else ""
+    target = f" to {rollback_target(str(request.plan.get('image') or ''), request.version)}" if request.version else ""
     return f"rollback of {request.service} in {request.env}{target}"
 
 

@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.core.catalog import Approval, Catalog
-from bot.core.errors import BackendError, Conflict, Forbidden, UserError
+from bot.core.errors import BackendError, Conflict, Forbidden, UsageError, UserError
 from bot.core.policy import Policy
 from bot.deploys import approvals
 from bot.deploys.approvals import Decision, VoteResult
 from bot.deploys.engine import RunEngine, RunSettings
 from bot.deploys.plan import Plan, superseded
 from bot.deploys.progress import TerminalSink
-from bot.deploys.store import NewRequest, RequestRecord, Snapshot, State, Store, new_id
+from bot.deploys.store import FINAL, NewRequest, RequestRecord, Snapshot, State, Store, new_id
 from bot.deploys.store.store import AlreadyPending
+from bot.insight import kube_facts
 from bot.insight.kube_facts import template_image
 
 if TYPE_CHECKING:
@@ -174,6 +175,63 @@ class Deploys:
         except (BackendError, UserError) as exc:
             return CurrentImage("", exc.message)
         return CurrentImage(template_image(deployment, workload.container))
+
+    def rollback_target(self, plan: Plan, *, deadline: float) -> tuple[Plan, CurrentImage]:
+        """A rollback plan with its target resolved (revision and image, stored with the request), and what runs
+        now. Without `--to`: the newest revision whose pod template differs from what runs now and that did not
+        fail under svcbot (a run to it ended FAILED or ROLLED_BACK). UsageError when there is nothing to go back
+        to; the cluster's errors when it cannot be read (a request must name its target)."""
+        workload = plan.workload
+        kube = self.backends.kube_for_env(plan.env)
+        read_by = min(deadline, time.monotonic() + CURRENT_IMAGE_READ)
+        deployment = kube.read_deployment(workload.namespace, workload.deployment, deadline=read_by)
+        replicasets = kube_facts.owned_replicasets(deployment, kube.list_replicasets(
+            workload.namespace, kube_facts.selector_string(deployment), deadline=read_by))
+        now_runs = template_image(deployment, workload.container)
+        current = kube_facts.revision(deployment)
+        images = {kube_facts.revision(rs): kube_facts.template_image(rs, workload.container) for rs in replicasets}
+        known = ", ".join(f"{number} ({kube_facts.image_tag(image)})" for number, image in images.items()) or "none"
+        where = f"{plan.service} in {plan.env}"
+        if plan.revision:
+            if plan.revision not in images:
+                raise UsageError(f"{where} has no revision {plan.revision} (revisions: {known})")
+            if plan.revision == current:
+                raise UsageError(f"{where} runs revision {current} ({kube_facts.image_tag(now_runs)}) already: "
+                                 "nothing to roll back")
+            target = plan.revision
+        else:
+            failed_revisions, failed_images = self._failed_targets(plan.service, plan.env)
+            candidates = [number for number, image in images.items() if number != current and image != now_runs
+                          and number not in failed_revisions and image not in failed_images]
+            if not candidates:
+                raise UsageError(
+                    f"{where} has nothing to roll back to: it runs revision {current} "
+                    f"({kube_facts.image_tag(now_runs)}) and no other revision differs from it without having "
+                    f"failed under svcbot (revisions: {known}); deploy a version instead, or name one with --to")
+            target = max(candidates)
+        steps = tuple(dataclasses.replace(step, args={**step.args, "revision": target}) if step.kind == "undo"
+                      else step for step in plan.steps)
+        resolved = dataclasses.replace(plan, version=str(target), revision=target, image=images[target], steps=steps)
+        return resolved, CurrentImage(now_runs)
+
+    def _failed_targets(self, service: str, env: str) -> tuple[set[int], set[str]]:
+        """Revisions and images that svcbot runs went to and that then failed (the newest run to an image
+        decides: an image that failed once and later succeeded counts as good)."""
+        store = self.store()
+        requests = store.requests(service=service, env=env, limit=500)
+        runs = store.runs_of([request.id for request in requests])
+        revisions: set[int] = set()
+        images: dict[str, bool] = {}  # image -> the newest run to it failed
+        for request in requests:  # newest first
+            record = runs.get(request.id)
+            if record is None or request.state not in FINAL:
+                continue
+            failed = request.state in (State.FAILED, State.ROLLED_BACK)
+            if failed and record.to_revision is not None:
+                revisions.add(record.to_revision)
+            if record.to_image:
+                images.setdefault(record.to_image, failed)
+        return revisions, {image for image, failed in images.items() if failed}
 
     def view(self, request_id: str) -> Snapshot:
         """A request, its run and steps as the store has them now."""

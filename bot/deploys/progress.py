@@ -36,14 +36,23 @@ def _version_of(image: str) -> str:
     return name.split(":", 1)[1] if ":" in name else image
 
 
+def rollback_target(image: str, revision: str) -> str:
+    """A rollback's target as people read it: '1.4.2 (revision 3)'; older requests stored no image."""
+    if image and revision:
+        return f"{_version_of(image)} (revision {revision})"
+    return f"revision {revision}" if revision else "the previous revision"
+
+
 def change_text(run: Snapshot) -> str:
     """'1.4.1 -> 1.4.2', from what the run recorded (or what it was asked for)."""
     plan = run.request.plan
-    before = _version_of(run.run.from_image) if run.run and run.run.from_image else "?"
-    if run.run and run.run.to_image:
+    from_image = (run.run.from_image if run.run else "") or str(plan.get("from_image") or "")
+    before = _version_of(from_image) if from_image else "?"
+    if plan.get("action") == "rollback":
+        image = str(plan.get("image") or "") or (run.run.to_image if run.run else "")
+        after = rollback_target(image, str(plan.get("version") or ""))
+    elif run.run and run.run.to_image:
         after = _version_of(run.run.to_image)
-    elif plan.get("action") == "rollback":
-        after = f"revision {plan.get('version')}" if plan.get("version") else "previous revision"
     else:
         after = str(plan.get("version") or "?")
     return f"{before} -> {after}"

@@ -15,6 +15,7 @@ import re
 from bot.core.tone import Tone
 from bot.deploys.approvals import ConfigSummary, Decision
 from bot.deploys.plan import SUPERSEDED
+from bot.deploys.progress import rollback_target
 from bot.insight.kube_facts import image_tag
 from bot.render.document import Button, Buttons, Code, Delivery, Document, Element, Fields, Lines, Note, Paragraph
 from bot.render.views import to_document, view
@@ -47,10 +48,10 @@ def clock(epoch: float | None) -> str:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def what(action: str, service: str, env: str, version: str) -> str:
+def what(action: str, service: str, env: str, version: str, target_image: str = "") -> str:
     if action == "deploy":
         return f"deploy of {service} {version} to {env}"
-    return f"rollback of {service} in {env}" + (f" to revision {version}" if version else "")
+    return f"rollback of {service} in {env}" + (f" to {rollback_target(target_image, version)}" if version else "")
 
 
 def commands_note(request_id: str) -> Note:
@@ -63,7 +64,7 @@ def _version_change(reply: ApprovalMessageReply) -> str:
     if reply.action == "deploy":
         target = image_tag(reply.target_image) if reply.target_image else reply.version
     else:
-        target = f"revision {reply.version}" if reply.version else "the previous revision"
+        target = rollback_target(reply.target_image, reply.version)
     return f"{current} → {target}"
 
 
@@ -104,7 +105,7 @@ def _approvers_line(reply: ApprovalMessageReply) -> str:
 
 
 def _headline(reply: ApprovalMessageReply) -> tuple[str, Tone]:
-    asked = what(reply.action, reply.service, reply.env, reply.version)
+    asked = what(reply.action, reply.service, reply.env, reply.version, reply.target_image)
     state = reply.state
     if state == "PENDING":
         return f"approval required: {reply.env} {reply.action}s need approval · {asked}", Tone.WARN
@@ -165,7 +166,7 @@ def _decision(reply: ApprovalMessageReply) -> list[Element]:
 
 
 def _buttons(reply: ApprovalMessageReply) -> Buttons:
-    asked = what(reply.action, reply.service, reply.env, reply.version)
+    asked = what(reply.action, reply.service, reply.env, reply.version, reply.target_image)
     confirm = ("Approve this request?",
                f"Approve {reply.request_id}: {asked}. It runs the plan shown in the message.",
                "Approve", "Not yet")
@@ -206,7 +207,7 @@ def approval_message_view(reply: ApprovalMessageReply) -> Document:
 
 @view(ApprovalReply)
 def approval_reply_view(reply: ApprovalReply) -> Document:
-    asked = what(reply.action, reply.service, reply.env, reply.version)
+    asked = what(reply.action, reply.service, reply.env, reply.version, reply.target_image)
     tally = f"{reply.approvals} of {reply.quorum} approvals"
     if reply.decision is Decision.VOTED:
         missing = reply.quorum - reply.approvals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.core.tone import Tone
+from bot.deploys.progress import rollback_target
 from bot.insight.kube_facts import human_age, image_tag
 from bot.render.approvals_view import approval_message_view
 from bot.render.document import Code, Delivery, Document, Element, Fields, Heading, Lines, Note, Paragraph, Table
@@ -54,8 +55,10 @@ def plan_view(reply: DeployPlanReply) -> Document:
     what = (f"deploy {reply.service} {reply.version} to {reply.env}" if reply.action == "deploy"
             else f"rollback of {reply.service} in {reply.env}")
     current = _tag(reply.current_image) if reply.current_image else f"unknown ({reply.note})"
-    target = _tag(reply.target_image) if reply.target_image else (
-        f"revision {reply.version}" if reply.version else "the previous revision")
+    if reply.action == "rollback":
+        target = rollback_target(reply.target_image, reply.version)
+    else:
+        target = _tag(reply.target_image) if reply.target_image else reply.version
     elements: list[Element] = [
         Heading(f"dry run: {what}"),
         Fields((("Pipeline", reply.pipeline), ("Deployment", f"{reply.deployment} in namespace {reply.namespace}"),

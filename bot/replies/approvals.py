@@ -74,6 +74,7 @@ class ApprovalReply(Reply):
     version: str
     user: str  # who acted
     decision: Decision
+    target_image: str = ""  # a rollback's target image, resolved when it was asked (its revision is `version`)
     approvals: int = 0
     quorum: int = 1
     reason: str = ""  # a rejection's or withdrawal's reason, as typed

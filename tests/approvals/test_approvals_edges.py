@@ -55,7 +55,7 @@ def test_a_stale_approval_is_refused_naming_both_versions(world: ApprovalWorld, 
     request = world.request_deploy(url, "deploy inventory prod 3.1.0")
     assert "3.1.1 → 3.1.0" in _text(world.message(request))
     set_image_elsewhere(runtime, "prod", "inventory", f"{INVENTORY}:3.2.0")
-    patches = len(world.patches("prod", "inventory"))
+    patches = wait_until(lambda: len(world.patches("prod", "inventory")), 10, "the sandbox logging our PATCH")
     assert world.click(url, "svc_approve", request, CAROL) == 200
     refusal = world.wait_ephemeral(CAROL, "prod now runs 3.2.0, this request was made against 3.1.1: request it again")
     assert request.id in refusal["text"]
@@ -79,7 +79,7 @@ def test_the_run_checks_again_right_before_its_first_change(world: ApprovalWorld
     store = runtime.deploys.store()
     assert store.transition(pending.request_id, State.APPROVED, actor=CAROL, unexpired=True)
     set_image_elsewhere(runtime, "prod", "gateway", "registry.example.com/gateway:0.9.4")
-    patches = len(world.patches("prod", "gateway"))
+    patches = wait_until(lambda: len(world.patches("prod", "gateway")), 10, "the sandbox logging our PATCH")
     snapshot = runtime.deploys.engine().start(pending.request_id, actor=CAROL).wait(30)
     assert snapshot.state is State.CANCELLED
     assert snapshot.request.reason == ("superseded: prod now runs 0.9.4, this request was made against 0.9.5: "

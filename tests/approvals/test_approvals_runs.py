@@ -66,7 +66,7 @@ def test_rollback_waits_for_approval_and_runs_once_approved(world: ApprovalWorld
     pending = run(runtime, "rollback gateway prod", ALICE)
     assert isinstance(pending, DeployPendingReply)
     shown = render_reply(pending)
-    assert "0.9.5 → the previous revision" in shown
+    assert "0.9.5 → 0.9.4 (revision 1)" in shown
     assert f"/svc approve {pending.request_id}" in shown
     approved = run(runtime, f"approve {pending.request_id}", CAROL)
     assert isinstance(approved, ApprovalReply)

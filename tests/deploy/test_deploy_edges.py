@@ -5,6 +5,7 @@ rollback targets."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from collections.abc import Callable
 from deploy_world import SANDBOX_SETTINGS, DeployWorld
 
 from bot.deploys.store import State, StepState, Store
-from bot.replies.deploy import CancelReply
+from bot.replies.deploy import CancelReply, DeployPlanReply, DeployRunReply, HistoryReply
+from bot.terminal.shell import render_reply, run_once
 
 PAYMENT = "payment-api"
 
@@ -63,3 +65,47 @@ class TestExitCodes:
         assert child.returncode == 3, out
         assert "CANCELLED" in out
         assert "cancelled by U0BOB" in out
+
+
+class TestRollbackTargets:
+    def test_rollback_names_its_target_and_skips_the_version_that_just_failed(self, world: DeployWorld) -> None:
+        """orders dev: 2.8.1 -> 2.8.0, then 2.9.0 crashes and is rolled back automatically. `rollback orders dev`
+        does not go back to 2.9.0 (kubectl's previous revision) but to 2.8.1, and says so before and after."""
+        assert isinstance(world.run("deploy orders dev 2.8.0"), DeployRunReply)
+        crashed = world.run("deploy orders dev 2.9.0")
+        assert isinstance(crashed, DeployRunReply)
+        assert crashed.state == "ROLLED_BACK"
+        dry = world.run("rollback orders dev --dry-run")
+        assert isinstance(dry, DeployPlanReply)
+        assert "2.8.0 → 2.8.1 (revision 1)" in render_reply(dry)
+        assert "--to-revision=1" in render_reply(dry)
+        rolled = world.run("rollback orders dev", user="U0BOB")
+        assert isinstance(rolled, DeployRunReply)
+        assert rolled.state == "SUCCEEDED", render_reply(rolled)
+        assert rolled.change == "2.8.0 -> 2.8.1 (revision 1)"
+        assert world.image("dev", "orders") == "registry.example.com/orders:2.8.1"
+        stored = world.runtime.deploys.store().request(rolled.request_id)
+        assert (stored.version, stored.plan["revision"], stored.plan["image"]) == \
+            ("1", 1, "registry.example.com/orders:2.8.1")
+        history = world.run("history orders dev")
+        assert isinstance(history, HistoryReply)
+        assert history.entries[0].action == "rollback"
+        assert history.entries[0].version == "2.8.1 (revision 1)"
+        assert "2.8.1 (revision 1)" in render_reply(history)
+
+    def test_a_rollback_with_nothing_to_go_back_to_is_a_usage_error(self, world: DeployWorld) -> None:
+        """orders dev has one revision: `svcbot run "rollback orders dev"` exits 1 and stores nothing. After
+        2.9.0 crashed and was rolled back, the only other revision is the one that failed: still exit 1, and no
+        FAILED run is recorded."""
+        out = io.StringIO()
+        assert run_once(world.runtime.dispatcher, "rollback orders dev", "U0ALICE", out) == 1
+        assert "orders in dev has nothing to roll back to: it runs revision 1 (2.8.1)" in out.getvalue()
+        crashed = world.run("deploy orders dev 2.9.0")
+        assert isinstance(crashed, DeployRunReply)
+        assert crashed.state == "ROLLED_BACK"
+        out = io.StringIO()
+        assert run_once(world.runtime.dispatcher, "rollback orders dev", "U0ALICE", out) == 1
+        assert "nothing to roll back to" in out.getvalue()
+        kinds = [(request.kind, request.state) for request in world.runtime.deploys.store().requests(service="orders")]
+        assert kinds == [("deploy", State.ROLLED_BACK)]
+        assert world.image("dev", "orders") == "registry.example.com/orders:2.8.1"
