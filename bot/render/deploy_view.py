@@ -146,7 +146,8 @@ def history_view(reply: HistoryReply) -> Document:
     if reply.entries:
         elements.append(Table(
             columns=("when", "env", "version", "rev", "action", "who", "outcome", "took", "id"),
-            rows=tuple(_history_row(entry, reply.now) for entry in reply.entries), right_align=(3, 7)))
+            rows=tuple(_history_row(entry, reply.now) for entry in reply.entries), right_align=(3, 7),
+            optional=(7, 3, 1)))  # in a narrow terminal: took, rev and env go first
         details = [(STATE_TONES.get(entry.outcome, Tone.INFO), f"{entry.request_id}: {entry.detail}")
                    for entry in reply.entries if entry.detail and entry.request_id]
         if details:

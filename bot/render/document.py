@@ -42,6 +42,9 @@ class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     right_align: tuple[int, ...] = ()  # column indexes
+    # Where the table must fit a width (a terminal): these columns go first, in this order; then the widest
+    # cells are shortened.
+    optional: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,8 @@ def status_view(reply: StatusReply) -> Document:
     elements: list[Element] = [
         Heading(f"{reply.service}: status"),
         Table(columns=("", "env", "ready", "image", "rollout", "last rollout"),
-              rows=tuple(_overview_cells(status, reply.now) for status in reply.envs), right_align=(2,)),
+              rows=tuple(_overview_cells(status, reply.now) for status in reply.envs), right_align=(2,),
+              optional=(5,)),
     ]
     lines: list[tuple[Tone | None, str]] = []
     for status in reply.envs:
@@ -151,7 +152,8 @@ def _detail(reply: StatusReply, status: EnvStatus) -> Document:
              human_age(reply.now - pod.created) if pod.created is not None else "?", pod.node or "-")
             for pod in status.pods
         )
-        elements.append(Table(columns=("pod", "ready", "status", "restarts", "age", "node"), rows=rows))
+        elements.append(Table(columns=("pod", "ready", "status", "restarts", "age", "node"), rows=rows,
+                              optional=(5, 4)))
     else:
         elements.append(Paragraph("no pods", tone=Tone.WARN if status.desired else Tone.INFO))
     if status.events:

@@ -27,7 +27,9 @@ _LINK = re.compile(r"<(https?://[^\s<>|]+)(?:\|([^<>]+))?>")
 
 
 def plain(text: str) -> str:
-    """Slack mentions and links as a terminal shows them."""
+    """Slack mentions and links as a terminal shows them. Slack syntax defused in untrusted text (a zero-width
+    space after `<`) means nothing in a terminal: the space goes."""
+    text = text.replace("<\u200b", "<")
     text = _MENTION.sub(lambda m: "@" + (m.group(1) or m.group(2)), text)
     return _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
 
@@ -42,16 +44,63 @@ def _pad(text: str, size: int, right: bool = False) -> str:
     return gap + text if right else text + gap
 
 
-def table_lines(table: Table) -> list[str]:
-    rows = [tuple(plain(cell) for cell in row) for row in table.rows]
-    columns = [plain(column) for column in table.columns]
+MIN_CELL = 10  # a shortened column keeps at least this many characters
+
+
+def _clip(text: str, size: int) -> str:
+    if width(text) <= size:
+        return text
+    out = ""
+    for char in text:
+        if width(out + char) > size - 1:
+            break
+        out += char
+    return out + "…"
+
+
+def _sizes(columns: list[str], rows: list[tuple[str, ...]]) -> list[int]:
     sizes = [width(column) for column in columns]
     for row in rows:
         for index, cell in enumerate(row[: len(sizes)]):
             sizes[index] = max(sizes[index], width(cell))
+    return sizes
+
+
+def _fit(table: Table, columns: list[str], rows: list[tuple[str, ...]], limit: int,
+         ) -> tuple[list[str], list[tuple[str, ...]], list[int], set[int]]:
+    """Drop the table's optional columns in their order, then shorten the widest, until it fits `limit`."""
+    keep = list(range(len(columns)))
+    sizes = _sizes(columns, rows)
+
+    def total() -> int:
+        return sum(sizes[index] for index in keep) + 2 * (len(keep) - 1)
+
+    for index in table.optional:
+        if total() <= limit:
+            break
+        if index in keep:
+            keep.remove(index)
+    while total() > limit:
+        widest = max(keep, key=lambda index: sizes[index])
+        if sizes[widest] <= MIN_CELL:
+            break
+        sizes[widest] = max(MIN_CELL, sizes[widest] - (total() - limit))
+    kept_columns = [_clip(columns[index], sizes[index]) for index in keep]
+    kept_rows = [tuple(_clip(row[index], sizes[index]) for index in keep if index < len(row)) for row in rows]
+    right = {position for position, index in enumerate(keep) if index in table.right_align}
+    return kept_columns, kept_rows, [sizes[index] for index in keep], right
+
+
+def table_lines(table: Table, limit: int | None = None) -> list[str]:
+    rows = [tuple(plain(cell) for cell in row) for row in table.rows]
+    columns = [plain(column) for column in table.columns]
+    sizes = _sizes(columns, rows)
+    right = set(table.right_align)
+    if limit is not None:
+        columns, rows, sizes, right = _fit(table, columns, rows, limit)
 
     def line(cells: tuple[str, ...] | list[str]) -> str:
-        padded = [_pad(cell, sizes[index], index in table.right_align) for index, cell in enumerate(cells)]
+        padded = [_pad(cell, sizes[index], index in right) for index, cell in enumerate(cells)]
         return "  ".join(padded).rstrip()
 
     out = [line(columns)] if any(columns) else []
@@ -59,7 +108,7 @@ def table_lines(table: Table) -> list[str]:
     return out
 
 
-def _element(element: Element) -> list[str]:
+def _element(element: Element, limit: int | None) -> list[str]:
     if isinstance(element, Heading):
         return [plain(element.text), "─" * min(72, max(8, width(element.text)))]
     if isinstance(element, Paragraph):
@@ -71,7 +120,7 @@ def _element(element: Element) -> list[str]:
     if isinstance(element, Lines):
         return [(f"{MARKERS[tone]} " if tone is not None else "  ") + plain(text) for tone, text in element.items]
     if isinstance(element, Table):
-        return table_lines(element)
+        return table_lines(element, limit)
     if isinstance(element, Code):
         return ["    " + line for line in element.text.split("\n")]
     if isinstance(element, Note):
@@ -83,8 +132,9 @@ def _element(element: Element) -> list[str]:
     raise TypeError(f"cannot render {type(element).__name__}")
 
 
-def render(document: Document) -> str:
-    blocks = [_element(element) for element in document.elements] or [[plain(document.summary)]]
+def render(document: Document, width: int | None = None) -> str:
+    """The document as text; with `width` (a terminal's columns), tables are fitted to it."""
+    blocks = [_element(element, width) for element in document.elements] or [[plain(document.summary)]]
     lines: list[str] = []
     for index, block in enumerate(blocks):
         element = document.elements[index] if document.elements else None

@@ -11,6 +11,7 @@ import contextlib
 import getpass
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -58,9 +59,10 @@ def resolve_as(catalog: Catalog, who: str) -> str:
     raise UsageError(f"'{who}' is neither a Slack user id (U...) nor a terminal user (known: {known})")
 
 
-def render_reply(reply: Reply) -> str:
+def render_reply(reply: Reply, width: int | None = None) -> str:
+    """The reply as text; with `width` (a terminal's columns) its tables are fitted to it."""
     document = to_document(reply)
-    out = text_render.render(document)
+    out = text_render.render(document, width)
     if document.attachment is not None:
         handle, name = tempfile.mkstemp(prefix="svcbot-", suffix="-" + document.attachment.filename)
         with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -75,9 +77,17 @@ def run_once(dispatcher: Dispatcher, text: str, user: str, out: TextIO = sys.std
 
     reply = dispatcher.execute(text, user, source="terminal", progress=progress, os_user=os_user(),
                                follow_runs=True)
-    out.write(render_reply(reply))
+    out.write(render_reply(reply, terminal_width(out)))
     out.flush()
     return reply.outcome.exit_code
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The terminal's columns when `out` is one; None (no fitting: scripts get every column) otherwise."""
+    try:
+        return shutil.get_terminal_size().columns if out.isatty() else None
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def who_is(policy: Policy, user: str) -> str:
