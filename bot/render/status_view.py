@@ -91,7 +91,8 @@ def _summary_part(status: EnvStatus) -> str:
     if status.problem:
         return f"{status.env} {'unreachable' if status.unreachable else status.problem}"
     alert = f" ({status.alerts[0]})" if status.alerts else ""
-    return f"{status.env} {ready_words(status)} ready{alert}"
+    new = f" ({status.new_ready} of {status.image})" if status.new_ready is not None else ""
+    return f"{status.env} {status.ready}/{status.desired} ready{new}{alert}"
 
 
 @view(StatusReply)
