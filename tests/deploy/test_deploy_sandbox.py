@@ -117,12 +117,12 @@ class TestRollbackAndHistory:
         rolled = world.run("rollback payment staging", user="U0BOB")
         assert isinstance(rolled, DeployRunReply)
         assert rolled.state == "SUCCEEDED"
-        assert rolled.change == "1.4.3 -> 1.4.2 (revision 1)"
+        assert rolled.change == "1.4.3 -> 1.4.2 (revision 2)"
         assert world.image("staging", PAYMENT) == "registry.example.com/payment:1.4.2"
         history = world.run("history payment staging")
         assert isinstance(history, HistoryReply)
         rows = [(entry.action, entry.version, entry.who, entry.outcome, entry.current) for entry in history.entries]
-        assert rows[:2] == [("rollback", "1.4.2 (revision 1)", "U0BOB", "SUCCEEDED", True),
+        assert rows[:2] == [("rollback", "1.4.2 (revision 2)", "U0BOB", "SUCCEEDED", True),
                             ("deploy", "1.4.3", "U0ALICE", "SUCCEEDED", False)]
         assert "▶ 1.4.2" in render_reply(history)
 
@@ -184,7 +184,8 @@ class TestLocks:
         locker.acquire(plan, "deadbeef", "U0BOB")  # the holder then "dies": no renewal, no release
         with pytest.raises(Conflict, match="U0BOB holds it for deploy deadbeef"):
             locker.acquire(plan, "cafe0001", "U0ALICE")
-        time.sleep(1.2)
+        kube = DeployKube(runtime.backends.kube("nonprod"))
+        _wait_for(lambda: deploy_lock(kube.read_lease("staging", "svcbot-deploy-payment"), time.time()) is None)
         reply = world.run("deploy payment staging 1.4.3")
         assert isinstance(reply, DeployRunReply)
         assert reply.state == "SUCCEEDED"
