@@ -194,6 +194,7 @@ class SetImageStep(_Model):
 
 class WaitRolloutStep(_Model):
     timeout: Duration = 600.0
+    unready_for: Duration = 120.0  # new pods failing readiness this long fail the step (steps/wait_rollout.py)
 
 
 class ProbeStep(_Model):

@@ -20,7 +20,7 @@ import structlog
 
 from bot.core.errors import BackendError, BotError, Conflict
 from bot.deploys.plan import ROLLBACK_TARGET, ROLLBACK_TIMEOUT, Plan, PlannedStep, superseded
-from bot.deploys.progress import LogSink, ProgressSink
+from bot.deploys.progress import LogSink, NoteSink, ProgressSink
 from bot.deploys.steps import KINDS
 from bot.deploys.steps.base import RunFacts, StepCancelled, StepContext, StepFailed, StepKind
 from bot.deploys.store import BAD_ENDINGS, Snapshot, State, StepSpec, StepState, Store
@@ -381,7 +381,8 @@ class RunEngine:
 
         ctx = StepContext(run_id=request_id, seq=seq, workload=active.plan.workload,
                           workspace=Path(active.plan.workspace), kube_for=self.kube, cancelled=cancelled,
-                          facts=facts, poll=self.settings.poll)
+                          facts=facts, poll=self.settings.poll,
+                          note=functools.partial(self._notify_note, active, seq))
         state, message = StepState.FAILED, ""
         try:
             if kind is None:
@@ -415,6 +416,18 @@ class RunEngine:
             notify(snapshot)
 
         _safely(call, event, active.request_id)
+
+    def _notify_note(self, active: _Active, seq: int, text: str) -> None:
+        sink = active.sink
+        if not isinstance(sink, NoteSink):
+            return
+
+        def call() -> None:
+            snapshot = self.store.snapshot(active.request_id)
+            step = next(item for item in snapshot.steps if item.seq == seq)
+            sink.note(snapshot, step, text)
+
+        _safely(call, "note", active.request_id)
 
     def _notify_step(self, active: _Active, seq: int, state: StepState) -> None:
         def call() -> None:

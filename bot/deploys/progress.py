@@ -6,7 +6,7 @@ The Slack wiring has its own sink (bot/slack/progress.py) that posts the same li
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import structlog
 
@@ -29,6 +29,19 @@ class ProgressSink(Protocol):
     def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None: ...
 
     def finished(self, run: Snapshot) -> None: ...
+
+
+@runtime_checkable
+class NoteSink(Protocol):
+    """A sink that also takes notes while a step waits (why it retries, what the new pods are doing). Optional:
+    the engine passes notes only to sinks that have `note`."""
+
+    def note(self, run: Snapshot, step: StepRecord, text: str) -> None: ...
+
+
+def note_line(run: Snapshot, step: StepRecord, text: str) -> str:
+    """'  … [4/5] deploy: 1 of 3 updated, 0 ready; not ready: Readiness probe failed: HTTP 503, 6 times in 40 s'."""
+    return f"  … [{step.seq + 1}/{len(run.steps)}] {step.target}: {text}"
 
 
 def _version_of(image: str) -> str:
@@ -104,6 +117,9 @@ class TerminalSink:
             for line in step.output_tail.splitlines()[-10:]:
                 self.emit(f"    | {line}")
 
+    def note(self, run: Snapshot, step: StepRecord, text: str) -> None:
+        self.emit(note_line(run, step, text))
+
     def finished(self, run: Snapshot) -> None:
         self.emit(final_line(run))
 
@@ -116,6 +132,9 @@ class LogSink:
 
     def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None:
         log.info("run.step", request_id=run.id, seq=step.seq, state=state.value, line=step_line(run, step, state))
+
+    def note(self, run: Snapshot, step: StepRecord, text: str) -> None:
+        log.info("run.note", request_id=run.id, seq=step.seq, line=note_line(run, step, text))
 
     def finished(self, run: Snapshot) -> None:
         log.info("run.finished", request_id=run.id, state=run.state.value, line=final_line(run))

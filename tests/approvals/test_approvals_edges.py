@@ -14,6 +14,7 @@ from approval_world import ALICE, BOB, CAROL, RUN_SETTINGS, ApprovalWorld, wait_
 
 from bot.clients.kube import DeployKube
 from bot.deploys.store import State
+from bot.replies.approvals import ApprovalReply
 from bot.replies.base import Message, Outcome, Reply
 from bot.replies.deploy import DeployPendingReply
 from bot.runtime import Runtime, build_runtime
@@ -112,3 +113,28 @@ def test_a_second_request_while_one_waits_is_refused_pointing_at_the_first(
     assert run(runtime, f"cancel {first.request_id}", ALICE).outcome is Outcome.OK
     again = run(runtime, "deploy gateway prod 1.0.1", ALICE)
     assert isinstance(again, DeployPendingReply)
+
+
+def test_a_probe_retries_through_500s_and_an_open_circuit_breaker(world: ApprovalWorld, runtime: Runtime) -> None:
+    """orders 2.8.1 to prod (3 pods): the pod proxy answers 500 three times in a row, which also opens the
+    cluster's circuit breaker. The probe step keeps trying until its timeout (30s), says in the progress why,
+    waits for the breaker to let a call through again, and the deploy SUCCEEDS instead of rolling back."""
+    pending = run(runtime, "deploy orders prod 2.8.1", ALICE)
+    assert isinstance(pending, DeployPendingReply)
+    breaker = runtime.backends.kube("prod").breaker
+    breaker.reset_after = 2.0  # the cluster's breaker, opened for 2 s instead of 15 (the step's timeout is 30 s)
+    assert world.stack.kube is not None
+    faults = world.stack.kube.cluster("prod").faults
+    faults.set("500", resource="pods/proxy", count=3)
+    lines: list[str] = []
+    approved = runtime.dispatcher.execute(f"approve {pending.request_id}", CAROL, source="terminal",
+                                          progress=lines.append, follow_runs=True, deadline=time.monotonic() + 60)
+    shown = "\n".join(lines)
+    assert isinstance(approved, ApprovalReply)
+    assert approved.run is not None
+    assert approved.run.state == "SUCCEEDED", shown + render_reply(approved)
+    assert faults.hits == 3
+    assert "… [3/3] deploy: retrying (asking the new pods' /readyz): cluster prod answered 500" in shown
+    assert "unreachable since" in shown  # the open breaker, waited out
+    assert "not retrying yet" in shown
+    assert world.image("prod", "orders") == "registry.example.com/orders:2.8.1"

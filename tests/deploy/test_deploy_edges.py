@@ -7,15 +7,19 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from deploy_world import SANDBOX_SETTINGS, DeployWorld
+import yaml
+from deploy_world import SANDBOX_SETTINGS, DeployWorld, sandbox_catalog
 
 from bot.deploys.store import State, StepState, Store
 from bot.replies.deploy import CancelReply, DeployPlanReply, DeployRunReply, HistoryReply
+from bot.runtime import build_runtime
 from bot.terminal.shell import render_reply, run_once
 
 PAYMENT = "payment-api"
@@ -109,3 +113,44 @@ class TestRollbackTargets:
         kinds = [(request.kind, request.state) for request in world.runtime.deploys.store().requests(service="orders")]
         assert kinds == [("deploy", State.ROLLED_BACK)]
         assert world.image("dev", "orders") == "registry.example.com/orders:2.8.1"
+
+
+class TestRolloutProgress:
+    def test_new_pods_failing_readiness_are_reported_and_fail_the_step_after_unready_for(
+            self, world: DeployWorld, tmp_path: Path) -> None:
+        """payment 1.5.2 never becomes ready. The progress says what the new pods are doing (the readiness
+        probe's failures, counted), and `unready_for: 3s` fails the step long before the 10m timeout (and the
+        progress deadline), then the old version is restored."""
+        catalog = sandbox_catalog(world.stack)
+        catalog["pipelines"]["unready"] = {
+            "targets": {"deploy": {"on_failure": "rollback", "steps": [
+                {"set_image": {"image": "{image}:{version}"}},
+                {"wait_rollout": {"timeout": "10m", "unready_for": "3s"}}, {"probe": {"timeout": "30s"}}]}},
+            "goal": "deploy",
+        }
+        catalog["services"]["payment"]["pipeline"] = "unready"
+        path = tmp_path / "unready.yaml"
+        path.write_text(yaml.safe_dump(catalog))
+        runtime = build_runtime(path)
+        runtime.deploys.run_settings = SANDBOX_SETTINGS
+        lines: list[str] = []
+        try:
+            started = time.monotonic()
+            reply = runtime.dispatcher.execute("deploy payment dev 1.5.2", "U0ALICE", source="terminal",
+                                               progress=lines.append, deadline=time.monotonic() + 60,
+                                               follow_runs=True)
+            took = time.monotonic() - started
+        finally:
+            runtime.deploys.close_store(10.0)
+            runtime.close()
+        assert isinstance(reply, DeployRunReply)
+        assert reply.state == "ROLLED_BACK", render_reply(reply)
+        wait = next(step for step in reply.steps if step.kind == "wait_rollout")
+        assert wait.state == "FAILED"
+        assert "new pods not ready for 3s (unready_for): Readiness probe failed: HTTP 503" in wait.error
+        assert re.search(r"HTTP 503, \d+ times? in \d+ s", wait.error), wait.error
+        notes = [line for line in lines if line.startswith("  … [2/3] deploy: ")]
+        assert any(re.search(r"1 of 1 updated, 0 ready; not ready: Readiness probe failed: HTTP 503, \d+ times? "
+                             r"in \d+ s", line) for line in notes), lines
+        assert took < 40  # neither the 10m timeout nor the progress deadline
+        assert world.image("dev", PAYMENT) == "registry.example.com/payment:1.4.3"

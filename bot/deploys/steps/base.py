@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.core.errors import BackendError, BackendUnavailable, DeadlineExceeded
+
 if TYPE_CHECKING:
     from bot.clients.kube import DeployKube
 
@@ -97,6 +99,9 @@ class StepContext:
     facts: RunFacts
     poll: float = 1.0  # seconds between status reads while waiting
     output: OutputTail = field(default_factory=OutputTail)
+    # A progress line while the step waits (why it retries, what the new pods are doing); the engine passes it to
+    # the run's progress sink. Steps keep the pace down themselves (every few seconds at most).
+    note: Callable[[str], None] = field(default=lambda _text: None)
 
     def kube(self) -> DeployKube:
         return self.kube_for(self.workload.cluster)
@@ -113,6 +118,40 @@ class StepContext:
             if left <= 0:
                 return
             time.sleep(min(left, 0.05))
+
+
+# Errors that can pass: the API server answered 5xx or 429, the connection broke or timed out, the cluster's
+# circuit breaker is open for a while (BackendUnavailable), a single call ran out of time (DeadlineExceeded).
+TRANSIENT: tuple[type[BackendError], ...] = (BackendUnavailable, DeadlineExceeded)
+
+
+class Retrying:
+    """How a waiting step lives through errors that can pass: it keeps trying until its own deadline, says in
+    the progress why (each new reason at once, the same reason again at most every `every` seconds), and waits
+    at least as long as the error asks (an open circuit breaker says when it lets a call through again)."""
+
+    def __init__(self, ctx: StepContext, deadline: float, every: float = 5.0) -> None:
+        self.ctx = ctx
+        self.deadline = deadline
+        self.every = every
+        self.retries = 0
+        self._said = ""
+        self._said_at = 0.0
+
+    def failed(self, exc: BackendError, what: str) -> None:
+        """After a transient error: note it and pause; StepFailed once the step's deadline has passed."""
+        now = time.monotonic()
+        if now >= self.deadline:
+            raise StepFailed(f"{what}: {exc.message} (kept retrying until the step's timeout, {self.retries} "
+                             "retries)")
+        self.retries += 1
+        if exc.message != self._said or now - self._said_at >= self.every:
+            self._said, self._said_at = exc.message, now
+            self.ctx.note(f"retrying ({what}): {exc.message}")
+        self.ctx.output.add(f"retry {self.retries}: {exc.message}")
+        retry_after = getattr(exc, "retry_after", None)
+        pause = max(self.ctx.poll, float(retry_after) if isinstance(retry_after, int | float) else 0.0)
+        self.ctx.sleep(pause, self.deadline)
 
 
 Args = Mapping[str, Any]

@@ -13,7 +13,17 @@ import time
 from typing import Any
 
 from bot.core.errors import BackendError, NotFound
-from bot.deploys.steps.base import Args, StepCancelled, StepContext, StepFailed, Workload, duration_text, seconds
+from bot.deploys.steps.base import (
+    TRANSIENT,
+    Args,
+    Retrying,
+    StepCancelled,
+    StepContext,
+    StepFailed,
+    Workload,
+    duration_text,
+    seconds,
+)
 from bot.deploys.steps.cluster import call_deadline
 from bot.insight import kube_facts as rollout
 
@@ -63,10 +73,19 @@ def execute(args: Args, ctx: StepContext) -> str:
     kube.create_job(namespace, manifest(args, ctx, name), deadline=call_deadline())
     ctx.output.add(f"job {name} created in namespace {namespace}")
     follower = _LogFollower(ctx, name)
+    retrying = Retrying(ctx, deadline)
     try:
         while True:
-            job = kube.read_job(namespace, name, deadline=call_deadline(deadline))
-            pods = follower.follow()
+            try:
+                job = kube.read_job(namespace, name, deadline=call_deadline(deadline))
+                pods = follower.follow()
+            except TRANSIENT as exc:  # the Job keeps running meanwhile: look again until the step's timeout
+                try:
+                    retrying.failed(exc, f"reading job {name}")
+                except StepFailed:
+                    _delete(ctx, name)
+                    raise
+                continue
             stuck = _stuck(pods)
             if stuck:
                 _delete(ctx, name)

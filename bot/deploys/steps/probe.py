@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import time
 
-from bot.deploys.steps.base import Args, StepContext, StepFailed, Workload, duration_text, seconds
+from bot.core.errors import BackendError
+from bot.deploys.steps.base import (
+    TRANSIENT,
+    Args,
+    Retrying,
+    StepContext,
+    StepFailed,
+    Workload,
+    duration_text,
+    seconds,
+)
 from bot.deploys.steps.cluster import call_deadline, read_revision
 from bot.insight import kube_facts as rollout
 
@@ -22,17 +32,33 @@ def execute(args: Args, ctx: StepContext) -> str:
     deadline = time.monotonic() + timeout
     kube = ctx.kube()
     problems: list[str] = []
+    retrying = Retrying(ctx, deadline)
     while True:
-        revision = read_revision(ctx, deadline)
+        try:
+            revision = read_revision(ctx, deadline)
+        except TRANSIENT as exc:
+            retrying.failed(exc, "reading the new pods")
+            continue
         pods = [pod for pod in revision.pods if not (pod.get("metadata") or {}).get("deletionTimestamp")]
         problems = []
+        passing: BackendError | None = None  # an error that can pass, asking one of the pods
         for pod in pods:
             name = rollout.diagnose_pod(pod).name
-            answer = kube.pod_http_get(ctx.workload.namespace, name, port, path, deadline=call_deadline(deadline))
+            try:
+                answer = kube.pod_http_get(ctx.workload.namespace, name, port, path, deadline=call_deadline(deadline))
+            except TRANSIENT as exc:
+                passing = passing or exc
+                problems.append(f"{name}: {exc.message}")
+                continue
             if not answer.ok:
                 said = f"HTTP {answer.status}" if answer.status is not None else answer.error or "no answer"
                 body = answer.body.decode("utf-8", errors="replace").strip()[:200]
                 problems.append(f"{name}: {said}{' ' + body if body else ''}")
+        if passing is not None:
+            for problem in problems:
+                ctx.output.add(problem)
+            retrying.failed(passing, f"asking the new pods' {path}")
+            continue
         if pods and not problems:
             ctx.output.add(f"{len(pods)} new pod(s) answered {path} on port {port}")
             return f"{len(pods)} new pod(s) ready on {path}"
