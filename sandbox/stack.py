@@ -25,7 +25,7 @@ LOKI_PLACEHOLDER = "http://127.0.0.1:3100"
 
 DEMO_USERS = {  # terminal name -> (Slack user id, role)
     "alice": ("U0ALICE", "on-call: deploys and rolls back; prod needs an approval"),
-    "bob": ("U0BOB", "on-call"),
+    "bob": ("U0BOB", "on-call and release manager: approves prod deploys, but never his own"),
     "carol": ("U0CAROL", "release manager: approves prod deploys"),
     "dave": ("U0DAVE", "developer: read-only verbs"),
 }
@@ -160,7 +160,8 @@ class SandboxStack:
                 spec.update(protected=True, vars={"REPLICAS_MIN": "3"})
             environments[env] = spec
         return {
-            "settings": {"default_env": "prod", "command_deadline": "20s", "rate_limit": {"per_user": "20/min"},
+            # A newcomer exploring the demo types fast: a generous rate limit (production catalogs keep theirs).
+            "settings": {"default_env": "prod", "command_deadline": "20s", "rate_limit": {"per_user": "200/min"},
                          "approvals_channel": "C0APPROVALS"},
             "clusters": {name: {"context": f"sandbox-{name}"} for name in self.kube.clusters},
             "environments": environments,
@@ -171,7 +172,7 @@ class SandboxStack:
             "terminal": {"allow_as": True, "users": {name: uid for name, (uid, _role) in DEMO_USERS.items()}},
             "services": services,
             "access": {
-                "groups": {"oncall": ["U0ALICE", "U0BOB"], "release-managers": ["U0CAROL"]},
+                "groups": {"oncall": ["U0ALICE", "U0BOB"], "release-managers": ["U0CAROL", "U0BOB"]},
                 "rules": [
                     {"verbs": ["status", "probe", "logs", "trace", "diff", "history"], "envs": ["*"], "who": ["*"]},
                     {"verbs": ["deploy", "rollback"], "envs": ["dev", "staging"], "who": ["oncall"]},

@@ -12,6 +12,7 @@ from approval_world import ROOT, ApprovalWorld
 from bot.deploys.store import State
 from bot.replies.deploy import DeployPendingReply
 from bot.runtime import build_runtime
+from bot.terminal.shell import render_reply
 
 
 def svcbot_run(world: ApprovalWorld, text: str, who: str) -> subprocess.CompletedProcess[str]:
@@ -24,8 +25,8 @@ def svcbot_run(world: ApprovalWorld, text: str, who: str) -> subprocess.Complete
 
 
 def test_svcbot_run_approve_in_the_sandbox_catalog(world: ApprovalWorld) -> None:
-    """alice asks, bob is refused (exit 1), carol approves from the terminal: it waits for the run and
-    prints its progress (exit 0); an approved version whose migration fails makes `svcbot run` exit 3."""
+    """alice asks, dave (read-only) is refused (exit 1), carol approves from the terminal: it waits for the run
+    and prints its progress (exit 0); an approved version whose migration fails makes `svcbot run` exit 3."""
     assert world.stack.directory is not None
 
     def ask(version: str) -> DeployPendingReply:
@@ -42,7 +43,7 @@ def test_svcbot_run_approve_in_the_sandbox_catalog(world: ApprovalWorld) -> None
 
     good = ask("1.4.2")
 
-    refused = svcbot_run(world, f"approve {good.request_id}", "bob")
+    refused = svcbot_run(world, f"approve {good.request_id}", "dave")
     assert refused.returncode == 1, refused.stderr[-2000:]
     assert "you are not an approver for prod (approvers: @release-managers)" in refused.stdout
 
@@ -59,3 +60,21 @@ def test_svcbot_run_approve_in_the_sandbox_catalog(world: ApprovalWorld) -> None
     assert failed.returncode == 3, failed.stdout + failed.stderr[-2000:]
     assert world.store.request(failing.request_id).state is State.FAILED
     assert world.image("prod", "payment-api") == "registry.example.com/payment:1.4.2"
+
+
+def test_the_demo_shows_self_approval_refused(world: ApprovalWorld) -> None:
+    """In the sandbox catalog bob is on-call and an approver: his own prod request is his to ask, not to
+    approve (self-approval is off), while he may approve someone else's."""
+    assert world.stack.directory is not None
+    runtime = build_runtime(world.stack.directory / "catalog.yaml")
+    try:
+        pending = runtime.dispatcher.execute("deploy gateway prod 1.0.0", "U0BOB", source="terminal",
+                                             deadline=time.monotonic() + 30)
+        assert isinstance(pending, DeployPendingReply)
+        refused = runtime.dispatcher.execute(f"approve {pending.request_id}", "U0BOB", source="terminal",
+                                             deadline=time.monotonic() + 30)
+        assert "you requested" in render_reply(refused)
+        assert "self-approval is off" in render_reply(refused)
+        assert world.store.request(pending.request_id).state is State.PENDING
+    finally:
+        runtime.close()
