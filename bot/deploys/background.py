@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from bot.core.errors import BotError, Conflict, NotFound
-from bot.deploys.store import FINAL, PostgresDatabase, RequestRecord, Snapshot, Store, advisory_key
+from bot.deploys.approvals import NOT_STARTED_EVENT
+from bot.deploys.store import FINAL, PostgresDatabase, RequestRecord, Snapshot, State, Store, advisory_key
 from bot.insight import kube_facts as rollout
 
 if TYPE_CHECKING:
@@ -292,6 +293,36 @@ def recovery_job(on_interrupted: Callable[[Snapshot], None] | None = None, *, ev
     return Job("run-recovery", run, every)
 
 
+STRANDED_AFTER = 60.0  # seconds an approved request may wait for its run to start before it counts as stranded
+STRANDED_REASON = ("not started: svcbot stopped between the approval and the start of its run; nothing was "
+                   "deployed: request it again")
+
+
+def stranded_job(on_cancelled: Callable[[RequestRecord], None] | None = None, *, after: float = STRANDED_AFTER,
+                 every: float | None = None, clock: Callable[[], float] = time.time) -> Job:
+    """APPROVED requests whose run never began (the process that approved them died before starting it) end
+    CANCELLED with a reason, once, and `on_cancelled` tells the requester (their message is updated). Not
+    started again behind everyone's back: nobody may be watching any more, and what runs may have changed.
+    Requests whose start was refused (the deploy lock was held: `run.not_started`) stay APPROVED for an
+    approver to start."""
+
+    def run(store: Store) -> int:
+        ended = 0
+        now = clock()
+        for request in store.requests(states=(State.APPROVED,), limit=500):
+            if now - request.updated_at < after or store.run(request.id) is not None:
+                continue
+            if any(event.event == NOT_STARTED_EVENT for event in store.audit(request.id)):
+                continue
+            if store.transition(request.id, State.CANCELLED, actor="svcbot", expected=(State.APPROVED,),
+                                reason=STRANDED_REASON, now=now):
+                ended += 1
+                _tell(on_cancelled, store.request(request.id), "stranded", request.id)
+        return ended
+
+    return Job("stranded-approvals", run, every)
+
+
 LEASE_SELECTOR = "app.kubernetes.io/managed-by=svcbot"
 RUN_ANNOTATION = "svcbot.io/run"
 
@@ -364,5 +395,7 @@ def for_deploys(deploys: Deploys, *, on_expired: Callable[[RequestRecord], None]
         return DeployKube(deploys.backends.kube(cluster))
 
     jobs = [expiry_job(on_expired, sweep=sweep, every=expiry_every), recovery_job(on_interrupted),
+            stranded_job(on_expired, after=max(STRANDED_AFTER, deploys.run_settings.stale_after
+                                               if deploys.run_settings is not None else 0.0)),
             lock_housekeeping_job(deploys.catalog, kube_for)]
     return BackgroundWork(deploys.store, jobs, interval=interval)

@@ -22,6 +22,7 @@ from bot.render.views import to_document, view
 from bot.replies.approvals import ApprovalMessageReply, ApprovalReply, WithdrawnReply
 from bot.replies.deploy import PlanLine
 
+NOT_STARTED = "not started"  # the reason of an approved request whose run never began (bot/deploys/background.py)
 APPROVE_ACTION = "svc_approve"  # bot/slack/app.py's ACTIONS map these to the verbs
 REJECT_ACTION = "svc_reject"
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -120,6 +121,8 @@ def _headline(reply: ApprovalMessageReply) -> tuple[str, Tone]:
         return f"expired: {asked} was not approved in time", Tone.WARN
     if state == "CANCELLED" and reply.reason.startswith(SUPERSEDED):
         return f"superseded: {asked}", Tone.WARN
+    if state == "CANCELLED" and reply.reason.startswith(NOT_STARTED):
+        return f"not started: {asked}", Tone.WARN
     if state == "CANCELLED":
         return f"withdrawn: {asked}", Tone.WARN
     return f"{state.lower()}: {asked}", Tone.UNKNOWN
@@ -156,7 +159,7 @@ def _decision(reply: ApprovalMessageReply) -> list[Element]:
     if state == "EXPIRED":
         return [Lines(((Tone.WARN, f"expired at {clock(reply.expires_at)} with {len(reply.approvals)} of "
                                    f"{reply.quorum} approvals; nothing was deployed"),), markup=True)]
-    if state == "CANCELLED" and reply.reason.startswith(SUPERSEDED):
+    if state == "CANCELLED" and reply.reason.startswith((SUPERSEDED, NOT_STARTED)):
         # svcbot's own words, with image tags from the cluster: escaped like any backend text
         return [Lines(((Tone.WARN, f"not run at {when}: nothing was deployed"),)), Paragraph(reply.reason)]
     if state == "CANCELLED":

@@ -138,3 +138,28 @@ def test_a_probe_retries_through_500s_and_an_open_circuit_breaker(world: Approva
     assert "unreachable since" in shown  # the open breaker, waited out
     assert "not retrying yet" in shown
     assert world.image("prod", "orders") == "registry.example.com/orders:2.8.1"
+
+
+def test_a_request_stranded_approved_by_a_crash_ends_cancelled_and_its_message_says_so(
+        world: ApprovalWorld) -> None:
+    """The process that counted the deciding vote died before starting the run: the request is APPROVED with no
+    run (the store as that crash leaves it). The leader's background work ends it CANCELLED with a reason, once,
+    and its Slack message says so; nothing was deployed and approving again is refused."""
+    bot = world.start_bot()
+    url = world.events_url(bot)
+    request = world.request_deploy(url, "deploy gateway prod 1.0.0")
+    assert world.store.transition(request.id, State.APPROVED, actor=CAROL, unexpired=True,
+                                  now=time.time() - 120)  # the vote, two minutes ago; then the crash
+    assert bot.background is not None
+    bot.background.tick()
+    ended = world.wait_state(request.id)
+    assert ended.state is State.CANCELLED
+    assert ended.reason.startswith("not started: svcbot stopped between the approval and the start of its run")
+    wait_until(lambda: "not started" in _text(world.message(request)), 20, "the message saying not started")
+    assert "nothing was deployed: request it again" in _text(world.message(request))
+    bot.background.tick()
+    assert [event.event for event in world.store.audit(request.id)].count("request.cancelled") == 1
+    assert world.store.run(request.id) is None
+    assert world.image("prod", "gateway") == "registry.example.com/gateway:0.9.5"
+    assert world.click(url, "svc_approve", request, CAROL) == 200
+    world.wait_ephemeral(CAROL, f"{request.id} was withdrawn")

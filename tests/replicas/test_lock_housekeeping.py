@@ -129,4 +129,5 @@ def test_the_bots_background_work_runs_all_three_jobs_on_its_own_clients(world: 
     work.tick()  # housekeeping runs every 30 s: not yet
     assert world.holder(service, env) is not None
     work.stop()
-    assert work.runs == {"approval-expiry": 1, "run-recovery": 1, "lock-housekeeping": 1}
+    assert work.runs == {"approval-expiry": 1, "run-recovery": 1, "stranded-approvals": 1,
+                         "lock-housekeeping": 1}
