@@ -23,7 +23,7 @@ _STATE_NAMES = {CLOSED: "closed", HALF_OPEN: "half-open", OPEN: "open"}
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, *, threshold: int = 3, reset_after: float = 15.0,
+    def __init__(self, name: str, *, threshold: int = 3, reset_after: float = 15.0, probe_limit: float = 60.0,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.name = name  # "cluster prod", "Loki"
         self.threshold = threshold
@@ -36,6 +36,10 @@ class CircuitBreaker:
         self._first_failure: float | None = None  # wall clock, for the message
         self._opened_at = 0.0
         self._probing = False
+        self._probe_started = 0.0
+        # Every client call has a total deadline (bot/clients/deadlines.py), so a probe ends; should one
+        # still outlive this, it counts as failed and the next call is the new probe.
+        self.probe_limit = probe_limit
         self._gauge = metrics.CIRCUIT_STATE.labels(backend=name)
         self._gauge.set(CLOSED)
 
@@ -50,8 +54,11 @@ class CircuitBreaker:
                 return
             if self._state == OPEN and self._clock() - self._opened_at >= self.reset_after:
                 self._set(HALF_OPEN)
+            if self._state == HALF_OPEN and self._probing and self._clock() - self._probe_started > self.probe_limit:
+                self._probing = False  # the probe outlived any deadline: it failed, whatever it says later
             if self._state == HALF_OPEN and not self._probing:
                 self._probing = True
+                self._probe_started = self._clock()
                 return
             metrics.CIRCUIT_REJECTED.labels(backend=self.name).inc()
             raise BackendUnavailable(self.describe(), retry_after=self._retry_in())

@@ -28,6 +28,7 @@ import requests
 import structlog
 
 from bot.clients.breaker import CircuitBreaker
+from bot.clients.deadlines import DeadlineAdapter, total_deadline
 from bot.core.catalog import Loki
 from bot.core.errors import BackendError, BackendUnavailable, BotError, DeadlineExceeded, UserError
 
@@ -82,7 +83,12 @@ class LokiClient:
     ) -> None:
         self.base_url = url.rstrip("/")
         self.timeout = timeout
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # Total deadlines: a server dripping bytes cannot hold a call past its time (bot/clients/deadlines.py).
+            session.mount("http://", DeadlineAdapter())
+            session.mount("https://", DeadlineAdapter())
+        self._session = session
         self._sleep = sleep
         self._jitter = jitter
         self._headers = {"Accept": "application/json", "User-Agent": "svcbot"}
@@ -164,8 +170,9 @@ class LokiClient:
         """True when Loki's /ready answers 200; never raises for a down Loki."""
         try:
             timeout = self._attempt_timeout(deadline)
-            response = self._session.get(self.base_url + "/ready", headers=self._headers, auth=self._auth,
-                                         timeout=timeout)
+            with total_deadline(time.monotonic() + timeout[1]):
+                response = self._session.get(self.base_url + "/ready", headers=self._headers, auth=self._auth,
+                                             timeout=timeout)
         except (requests.RequestException, BackendError):
             return False
         return response.status_code == 200
@@ -211,9 +218,10 @@ class LokiClient:
         while True:
             connect, read = self._attempt_timeout(deadline)
             retry_after: float | None = None
+            # The read timeout bounds each wait for bytes; the total deadline bounds the whole answer, so
+            # a Loki (or a proxy) sending one byte a second is cut after `read` seconds like a silent one.
             try:
-                response = self._session.get(self.base_url + path, params=params, headers=self._headers,
-                                             auth=self._auth, timeout=(connect, read))
+                response = self._get_within(path, params, connect, read)
             except requests.ConnectionError as exc:  # includes ConnectTimeout: nothing reached Loki
                 failure: BotError = BackendUnavailable(
                     f"cannot reach Loki at {self.display} ({_reason(exc)})")
@@ -238,6 +246,17 @@ class LokiClient:
                 raise failure
             log.info("loki.retry", path=path, attempt=attempt, delay_s=round(delay, 3), error=failure.message)
             self._sleep(delay)
+
+    def _get_within(self, path: str, params: dict[str, str], connect: float, read: float) -> requests.Response:
+        """One GET whose whole answer (headers and body) arrives within `read` seconds, or a Timeout."""
+        with total_deadline(time.monotonic() + read) as scope:
+            try:
+                return self._session.get(self.base_url + path, params=params, headers=self._headers,
+                                         auth=self._auth, timeout=(connect, read))
+            except requests.RequestException as exc:
+                if scope.expired:  # cut by the total deadline: report it as the read timeout it stands for
+                    raise requests.ReadTimeout(f"no whole answer within {read:.1f}s") from exc
+                raise
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)], but never before Retry-After."""

@@ -91,8 +91,11 @@ class Settings(_Model):
     command_deadline: Duration = 20.0
     rate_limit: RateLimit = RateLimit()
     approvals_channel: str | None = None
-    workers: Annotated[int, Field(ge=1, le=64)] = 8
-    queue_limit: Annotated[int, Field(ge=1, le=10_000)] = 100
+    # A Monday incident is 200 `/svc status payment` from 50 people at once: 16 workers (commands mostly wait
+    # on backends; the lanes bound what reaches each one) and a line of 500 answer it in full, acks first
+    # (bench/ack_bench.py with these defaults). A queued command costs a closure, not a thread.
+    workers: Annotated[int, Field(ge=1, le=64)] = 16
+    queue_limit: Annotated[int, Field(ge=1, le=10_000)] = 500
 
 
 class Cluster(_Model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextvars
 import random
+import re
 import shlex
 import threading
 import time
@@ -27,6 +28,7 @@ from bot.core.policy import Decision, Policy
 from bot.core.ratelimit import RateLimiter, describe_wait
 from bot.deploys.facade import Deploys, Follow
 from bot.dispatch.command import Command, Invocation, no_progress
+from bot.insight.secrets import mask_text
 from bot.replies.base import Reply, error_message
 
 log = structlog.get_logger("svcbot.dispatch")
@@ -43,13 +45,54 @@ _REPLACEMENTS = {
 _TRANSLATION = str.maketrans(_REPLACEMENTS)
 
 
+MAX_TEXT = 4000  # characters of command text read; Slack's own advice for a message's length
+QUOTED = 40  # characters of an overlong text quoted back
+
+
+def quote_user_text(text: str, limit: int = QUOTED) -> str:
+    """A short, harmless piece of what someone typed, for a message: cut, on one line, Slack syntax broken."""
+    piece = " ".join(text.split())
+    piece = piece if len(piece) <= limit else piece[: limit - 1] + "…"
+    return defuse(piece)
+
+
 def split_command_text(text: str) -> list[str]:
-    """Normalise what chat clients insert, then split like a POSIX shell (no expansion, ever)."""
+    """Normalise what chat clients insert, then split like a POSIX shell (no expansion, ever).
+
+    Text over MAX_TEXT characters is refused before it is split: shlex is quadratic in the length of one
+    word (a 1 MB word took 83 s of CPU), and no command needs more."""
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"the command is {len(text):,} characters long; svcbot reads at most {MAX_TEXT:,} "
+                         f"(it starts {quote_user_text(text)!r})", usage="/svc help")
     normalised = text.translate(_TRANSLATION).strip()
     try:
         return shlex.split(normalised, posix=True)
     except ValueError as exc:  # unbalanced quotes
         raise UsageError(f"cannot read the command: {exc} (close every quote you open)") from None
+
+
+# Slack's syntax that svcbot's own error words may use: user and user-group mentions (a denial names who may
+# approve). Everything else in angle brackets (<!here>, <!channel>, <http://x|label>, <#C1>) is broken.
+_OWN_MENTION = re.compile(r"<(?:@[UW][A-Z0-9]+|!subteam\^S[A-Z0-9]+)>")
+
+
+def defuse(text: str) -> str:
+    """Break Slack's special syntax in untrusted text (a zero-width space after `<`), as log lines are."""
+    return text.replace("<", "<\u200b") if "<" in text else text
+
+
+def untrusted_error(text: str, patterns: tuple[str, ...]) -> str:
+    """An error message that may carry backend or user text: secrets masked as in answers, and no Slack
+    syntax but user and group mentions (a proxy's HTML page must not become a live link)."""
+    text = mask_text(text, patterns)
+    if "<" not in text:
+        return text
+    kept = _OWN_MENTION.findall(text)
+    parts = _OWN_MENTION.split(text)
+    out = [defuse(parts[0])]
+    for mention, part in zip(kept, parts[1:], strict=True):
+        out.extend((mention, defuse(part)))
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -183,9 +226,9 @@ class Dispatcher:
                 reply = self._run_with_deadline(parsed, invocation)
             except UsageError as exc:
                 usage = (f"usage: {exc.usage}",) if exc.usage else ()
-                reply = error_message(exc.message, *usage, hint="/svc help lists every command")
+                reply = error_message(self._safe(exc.message), *usage, hint="/svc help lists every command")
             except UserError as exc:
-                reply = error_message(exc.message)
+                reply = error_message(self._safe(exc.message))
             except DeadlineExceeded:
                 seconds = self.catalog.settings.command_deadline
                 reply = error_message(
@@ -195,9 +238,9 @@ class Dispatcher:
                     internal=True,
                 )
             except BackendError as exc:
-                reply = error_message(exc.message, internal=True)
+                reply = error_message(self._safe(exc.message), internal=True)
             except Exception:
-                log.exception("command.crashed")
+                log.exception("command.crashed")  # without locals (bot/core/logging.py): they can hold secrets
                 reply = error_message(f"internal error, ref {request_id}", internal=True)
             elapsed = time.monotonic() - started
             log.info("command.finished", verb=verb, outcome=reply.outcome.value,
@@ -205,6 +248,9 @@ class Dispatcher:
             metrics.COMMANDS.labels(verb=verb, outcome=reply.outcome.value).inc()
             metrics.COMMAND_SECONDS.labels(verb=verb).observe(elapsed)
             return reply
+
+    def _safe(self, message: str) -> str:
+        return untrusted_error(message, self.catalog.secrets.key_patterns)
 
     def _check_rate(self, parsed: ParsedCommand, user: str) -> None:
         if parsed.command.name == "help":

@@ -49,13 +49,16 @@ MARKERS = {
 
 # Slack tokens that must survive escaping: user and group mentions, links.
 _TOKEN = re.compile(r"(<@[UW][A-Z0-9]+>|<!subteam\^S[A-Z0-9]+>|<https?://[^\s<>|]+(?:\|[^<>]+)?>)")
+# In the fallback text (notifications), only mentions: a summary may quote what someone typed.
+_MENTION = re.compile(r"(<@[UW][A-Z0-9]+>|<!subteam\^S[A-Z0-9]+>)")
 
 
-def escape(text: str, markup: bool = False) -> str:
-    """Escape &, < and > as Slack requires; with `markup`, mentions and links in Slack's syntax survive."""
+def escape(text: str, markup: bool = False, *, links: bool = True) -> str:
+    """Escape &, < and > as Slack requires; with `markup`, mentions (and, with `links`, links) in Slack's
+    syntax survive."""
     if not markup:
         return _escape_all(text)
-    parts = _TOKEN.split(text)
+    parts = (_TOKEN if links else _MENTION).split(text)
     for index in range(0, len(parts), 2):
         parts[index] = _escape_all(parts[index])
     return "".join(parts)
@@ -88,7 +91,9 @@ def render(document: Document) -> SlackMessage:
             attachment = Attachment(filename="svcbot-output.txt", content=text_render.render(document),
                                     title=document.summary)
         blocks.append(_context(f"… {dropped} more part(s) not shown here: the full output is in the attached file"))
-    fallback = document.summary
+    # The fallback `text` is mrkdwn too (notifications, clients without blocks): escaped like the blocks,
+    # so a summary quoting a trace id like `<!here>` cannot notify a channel.
+    fallback = escape(document.summary, markup=True, links=False)
     if len(fallback) > MAX_FALLBACK_TEXT:
         fallback = fallback[: MAX_FALLBACK_TEXT - 1] + "…"
     return SlackMessage(text=fallback, blocks=blocks, attachment=attachment, public=document.public,

@@ -21,6 +21,7 @@ from bot.core import acks
 from bot.core.errors import BackendUnavailable, BotError, UserError
 from bot.core.tone import Tone
 from bot.core.workers import QueueFull, WorkerPool
+from bot.deploys.store import replays as store_replays
 from bot.dispatch.dispatcher import new_request_id
 from bot.render import slack as slack_render
 from bot.render.slack import SlackMessage
@@ -72,6 +73,31 @@ class SvcBot:
             runtime.deploys.engine().set_sink_factory(self.reporter.sink)
         except BotError as exc:
             log.error("store.unavailable", reason=exc.message)
+
+    # --- the front door (HTTP mode) -------------------------------------------------------------------
+
+    def first_sight(self, body: dict[str, Any], signature: str) -> bool:
+        """False when this signed request can change something and its signature was seen before (a replay
+        of the same bytes, on any replica sharing the store). Requests that only read are not remembered:
+        a write per ack would cost every status in a burst, and a replayed status changes nothing."""
+        if not self._can_change(body):
+            return True
+        try:
+            return store_replays.first_sight(self.runtime.deploys.store().database, signature)
+        except BotError as exc:
+            # A mutating command needs the store too, so it cannot run while the store is down either.
+            log.warning("replays.unchecked", reason=exc.message)
+            return True
+
+    def _can_change(self, body: dict[str, Any]) -> bool:
+        if body.get("type") == "block_actions":
+            return True
+        if "command" not in body:
+            return False
+        try:  # parsed as the listener will parse it (quotes, smart quotes, case), so no spelling slips by
+            return self.runtime.dispatcher.parse(str(body.get("text", ""))).command.mutates
+        except UserError:
+            return False  # it will not run
 
     # --- listeners ----------------------------------------------------------------------------------
 

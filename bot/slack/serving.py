@@ -8,11 +8,14 @@ are marked INTERRUPTED, then everything closes.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,7 @@ from prometheus_client import make_wsgi_app
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
 from bot.core import acks, metrics
@@ -63,15 +67,134 @@ class Health:
 WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 
 
-def events_wsgi(bolt_app: App, path: str = "/slack/events") -> WSGIApp:
+# The front door's limits (docs/operations.md "Limits"). Everything before the signature check is cheap: a
+# body over MAX_BODY gets 413 from waitress before it is read (its Content-Length is enough), and no JSON
+# is parsed before the signature matches.
+MAX_BODY = 1024 * 1024  # bytes; the largest block_actions payload (a 50-block approval message) is ~0.3 MB
+SIGNATURE_MAX_AGE = 300  # seconds: Slack's rule, as Bolt and slack_sdk apply it
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: str
+    reason: str
+
+
+def check_request(body: bytes, environ: WSGIEnvironment, verifier: SignatureVerifier | None,
+                  clock: Callable[[], float] = time.time) -> tuple[Refusal | None, dict[str, Any] | None]:
+    """Signature first, then the shape Bolt and the listeners rely on: (a refusal, or None and the parsed
+    body). Malformed requests are 400 with the reason; unsigned ones 401; nothing here raises."""
+    timestamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""))
+    signature = str(environ.get("HTTP_X_SLACK_SIGNATURE", ""))
+    if verifier is not None:
+        if not timestamp or not signature:
+            return Refusal("401 Unauthorized", "missing X-Slack-Request-Timestamp or X-Slack-Signature"), None
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+            return Refusal("400 Bad Request", "X-Slack-Request-Timestamp must be a number of seconds"), None
+        if abs(clock() - int(timestamp)) > SIGNATURE_MAX_AGE:
+            return Refusal("401 Unauthorized", "stale or future X-Slack-Request-Timestamp"), None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return Refusal("400 Bad Request", "the body is not UTF-8"), None
+    if verifier is not None and not verifier.is_valid(text, timestamp, signature):
+        return Refusal("401 Unauthorized", "invalid signature"), None
+    problem, parsed = parse_slack_body(text, str(environ.get("CONTENT_TYPE", "")))
+    if problem:
+        return Refusal("400 Bad Request", problem), None
+    return None, parsed
+
+
+def parse_slack_body(text: str, content_type: str) -> tuple[str, dict[str, Any]]:
+    """The body as Bolt will read it (JSON, a form, or a form with a JSON `payload`), checked for the shape
+    the listeners need: (a problem, or "" and the body)."""
+    if content_type.startswith("application/json") or text.startswith("{"):
+        problem, body = _json_object(text, "the body")
+        if not problem and not isinstance(body.get("type"), str):
+            problem = "the body has no type"
+        return problem, body
+    form = {key: values[0] for key, values in urllib.parse.parse_qs(text, keep_blank_values=True).items()}
+    if "payload" in text and "payload" in form:
+        problem, payload = _json_object(form["payload"], "payload")
+        if problem:
+            return problem, {}
+        return _interaction_problem(payload), payload
+    if "command" not in form:
+        return "neither a slash command nor an interaction payload", {}
+    if not form["command"].startswith("/"):
+        return "command must start with /", {}
+    return "", form
+
+
+def _json_object(text: str, what: str) -> tuple[str, dict[str, Any]]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return f"{what} is not JSON", {}
+    if not isinstance(value, dict):
+        return f"{what} is not a JSON object", {}
+    return "", value
+
+
+def _interaction_problem(payload: dict[str, Any]) -> str:
+    kind = payload.get("type")
+    if not isinstance(kind, str):
+        return "payload has no type"
+    if kind != "block_actions":
+        return ""
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or not actions:
+        return "block_actions payload has no actions"
+    if not all(isinstance(action, dict) and isinstance(action.get("action_id"), str) for action in actions):
+        return "every action needs an action_id"
+    for key in ("user", "channel", "container", "team"):
+        if key in payload and not isinstance(payload[key], dict | type(None)):
+            return f"payload's {key} is not an object"
+    user = payload.get("user")
+    if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+        return "payload has no user id"
+    return ""
+
+
+def _refuse(start_response: StartResponse, refusal: Refusal) -> Iterable[bytes]:
+    log.warning("slack.request_refused", status=refusal.status, reason=refusal.reason)
+    start_response(refusal.status, [("Content-Type", "text/plain; charset=utf-8")])
+    return [f"{refusal.reason}\n".encode()]
+
+
+def events_wsgi(bolt_app: App, path: str = "/slack/events", *, signing_secret: str | None = None,
+                first_sight: Callable[[dict[str, Any], str], bool] | None = None) -> WSGIApp:
+    """The events endpoint: size, signature and shape checked before Bolt sees the request; a signed
+    request that `first_sight` (body, signature) says was seen before is refused as a replay (409)."""
     handler = SlackRequestHandler(bolt_app)
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == path:
-            with acks.acking():
-                return handler(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found\n"]
+        if environ.get("PATH_INFO") != path:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        with acks.acking():
+            if environ.get("REQUEST_METHOD") != "POST":
+                start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", "POST")])
+                return [b"POST only\n"]
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return _refuse(start_response, Refusal("400 Bad Request", "Content-Length is not a number"))
+            if length > MAX_BODY:
+                return _refuse(start_response, Refusal("413 Request Entity Too Large",
+                                                       f"bodies over {MAX_BODY} bytes are refused"))
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            refusal, parsed = check_request(body, environ, verifier)
+            if refusal is not None:
+                return _refuse(start_response, refusal)
+            assert parsed is not None
+            signature = str(environ.get("HTTP_X_SLACK_SIGNATURE", ""))
+            if first_sight is not None and signature and not first_sight(parsed, signature):
+                return _refuse(start_response, Refusal(
+                    "409 Conflict", "this signed request was already received; a replay is not run again"))
+            environ["wsgi.input"] = io.BytesIO(body)
+            return handler(environ, start_response)
 
     return app
 
@@ -99,9 +222,12 @@ def health_wsgi(health: Health) -> WSGIApp:
 class HttpServer:
     """A waitress server in a background thread."""
 
-    def __init__(self, app: WSGIApp, host: str, port: int, threads: int = 16) -> None:
+    def __init__(self, app: WSGIApp, host: str, port: int, threads: int = 16,
+                 max_body: int = MAX_BODY) -> None:
+        # waitress answers 413 to a Content-Length over max_body before reading the body (and stops reading
+        # a chunked one there): an unsigned 100 MB body costs nothing.
         self._server = create_server(app, host=host, port=port, threads=threads, ident="svcbot",
-                                     clear_untrusted_proxy_headers=True)
+                                     clear_untrusted_proxy_headers=True, max_request_body_size=max_body)
         self.port = int(self._server.effective_port)
         self._stopping = False
         self._thread = threading.Thread(target=self._serve, name=f"http-{self.port}", daemon=True)
@@ -232,7 +358,8 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
         watch_acks(handler.client)
         handler.connect()  # type: ignore[no-untyped-call]
     else:
-        running.events_server = HttpServer(events_wsgi(bot.app), host, port).start()
+        running.events_server = HttpServer(events_wsgi(bot.app, signing_secret=signing_secret,
+                                                        first_sight=bot.first_sight), host, port).start()
         health.slack_up = lambda: True
     running.health_server.start()
     # Approval expiry, interrupted-run recovery and lock housekeeping, on whichever replica leads

@@ -9,12 +9,14 @@ via files_upload_v2). Rate limits are retried after Retry-After by slack_sdk's r
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from slack_sdk import WebClient
@@ -26,13 +28,20 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from bot.clients import lanes
 from bot.core.errors import BackendUnavailable
 from bot.render.slack import SlackMessage
 
 log = structlog.get_logger("svcbot.slack")
+T = TypeVar("T")
 
 DEFAULT_API_URL = "https://slack.com/api/"
-TIMEOUT_SECONDS = 10
+TIMEOUT_SECONDS = 10  # each wait for bytes (slack_sdk's timeout)
+# Each Web API or response_url call ends within this, whatever the server does: slack_sdk reads with urllib,
+# whose timeout bounds each wait for bytes only, so a server dripping a byte a second would hold a delivery
+# for ever. The call runs on the "slack" lane and is abandoned at this deadline (the lane's thread ends when
+# the connection does). Long enough for slack_sdk's retries after a short Retry-After.
+CALL_DEADLINE = 20.0
 NOT_A_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
 INVITE_HINT = "I can't post in this channel: invite me with `/invite @svcbot` to get threaded progress and files."
 
@@ -65,9 +74,21 @@ class Destination:
     thread_ts: str | None = None
 
 
+def within(seconds: float, what: str, call: Callable[[], T]) -> T:
+    """Run a Slack call on the slack lane and wait at most `seconds` for it (BackendUnavailable after)."""
+    future = lanes.lane("slack").submit(contextvars.copy_context().run, call)
+    try:
+        return future.result(timeout=seconds)
+    except FutureTimeout:
+        future.cancel()
+        raise BackendUnavailable(f"Slack {what}: no whole answer within {seconds:g}s") from None
+
+
 class SlackPoster:
-    def __init__(self, client: WebClient, usergroup_ttl: float = 300.0) -> None:
+    def __init__(self, client: WebClient, usergroup_ttl: float = 300.0,
+                 call_deadline: float = CALL_DEADLINE) -> None:
         self.client = client
+        self.call_deadline = call_deadline
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._groups_lock = threading.Lock()
         self._usergroup_ttl = usergroup_ttl
@@ -102,11 +123,11 @@ class SlackPoster:
     def respond(self, response_url: str, message: SlackMessage, replace_original: bool = False) -> None:
         webhook = WebhookClient(response_url, timeout=TIMEOUT_SECONDS, retry_handlers=retry_handlers())
         try:
-            response = webhook.send(
+            response = within(self.call_deadline, "response_url", lambda: webhook.send(
                 text=message.text, blocks=message.blocks,
                 response_type="in_channel" if message.public else "ephemeral",
                 replace_original=replace_original,
-            )
+            ))
         except (SlackClientError, OSError) as exc:
             raise BackendUnavailable(f"Slack response_url failed: {type(exc).__name__}") from exc
         if response.status_code >= 400:
@@ -115,8 +136,8 @@ class SlackPoster:
     def _respond_text(self, response_url: str, text: str) -> None:
         webhook = WebhookClient(response_url, timeout=TIMEOUT_SECONDS, retry_handlers=retry_handlers())
         try:
-            webhook.send(text=text, response_type="ephemeral")
-        except (SlackClientError, OSError):
+            within(self.call_deadline, "response_url", lambda: webhook.send(text=text, response_type="ephemeral"))
+        except (SlackClientError, OSError, BackendUnavailable):
             log.warning("slack.hint_failed")
 
     def post(self, channel: str, message: SlackMessage, thread_ts: str | None = None) -> str:
@@ -169,7 +190,8 @@ class SlackPoster:
     def _call(self, method: str, **kwargs: Any) -> Any:
         arguments = {key: value for key, value in kwargs.items() if value is not None}
         try:
-            return getattr(self.client, method)(**arguments)
+            return within(self.call_deadline, method.replace("_", ".", 1),
+                          lambda: getattr(self.client, method)(**arguments))
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             if error in NOT_A_MEMBER:

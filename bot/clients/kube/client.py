@@ -41,6 +41,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException, OpenApiException
 from kubernetes.config.config_exception import ConfigException
 
+from bot.clients import deadlines
 from bot.clients.breaker import CircuitBreaker
 from bot.clients.lanes import LANE_THREADS
 from bot.core.catalog import Cluster
@@ -202,16 +203,24 @@ class KubeClient:
         try:
             if self.cluster.in_cluster:
                 k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-                return k8s.ApiClient(configuration=configuration)
-            # KUBECONFIG is read now, not at import time as the library's default does, so a process
-            # (or a test) that sets it after importing us still gets it.
-            return k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=os.environ.get("KUBECONFIG") or None, context=self.cluster.context,
-                persist_config=False, client_configuration=configuration)
+                api_client = k8s.ApiClient(configuration=configuration)
+            else:
+                # KUBECONFIG is read now, not at import time as the library's default does, so a process
+                # (or a test) that sets it after importing us still gets it.
+                api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=os.environ.get("KUBECONFIG") or None, context=self.cluster.context,
+                    persist_config=False, client_configuration=configuration)
+            # Total deadlines (bot/clients/deadlines.py): a server dripping bytes is cut at the call's deadline.
+            deadlines.install(api_client.rest_client.pool_manager)
+            return api_client
         except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
             source = ("the in-cluster service account" if self.cluster.in_cluster
                       else f"kubeconfig context '{self.cluster.context}'")
             raise BackendUnavailable(f"cluster {self.name}: cannot load {source}: {cut(str(exc))}") from exc
+
+    def _total(self, deadline: float | None) -> float:
+        """The time by which a call, its retries and the reading of its answer end, whatever the server does."""
+        return deadline if deadline is not None else time.monotonic() + self.connect_timeout + self.read_timeout
 
     def _timeouts(self, deadline: float | None) -> tuple[float, float]:
         if deadline is None:
@@ -231,8 +240,9 @@ class KubeClient:
         """
         self.breaker.before_call()
         try:
-            response = self._call_with_retries(target, request, deadline=deadline, idempotent=idempotent,
-                                               translate=translate)
+            with deadlines.total_deadline(self._total(deadline)):
+                response = self._call_with_retries(target, request, deadline=deadline, idempotent=idempotent,
+                                                   translate=translate)
         except BackendUnavailable:
             self.breaker.failure()
             raise
@@ -264,6 +274,9 @@ class KubeClient:
                     self._reachable()
                     raise error from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if deadlines.expired():  # cut at the total deadline: the answer was still dribbling in
+                    raise self._unreachable(f"no answer within {timeouts[1]:.1f}s "
+                                            "(an answer still arriving at the deadline)") from exc
                 error = self._unreachable(_network_problem(exc, timeouts))
                 retry_after = None
             except (OpenApiException, ValueError, TypeError) as exc:
@@ -336,22 +349,37 @@ class KubeClient:
 
     def _read_json(self, target: ResourceRef, request: Callable[[tuple[float, float]], Any], *,
                    deadline: float | None) -> JSON:
-        response = self._call(target, request, deadline=deadline, idempotent=True)
-        try:
-            data = json.loads(response.data)
-        except (ValueError, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise BackendUnavailable(f"cluster {self.name} sent an unreadable answer to {target.verb} "
-                                     f"{target.qualified_resource}: {cut(str(exc))}") from exc
-        finally:
-            response.release_conn()
+        with deadlines.total_deadline(self._total(deadline)):
+            response = self._call(target, request, deadline=deadline, idempotent=True)
+            data = self.read_body_json(target, response)
         if not isinstance(data, dict):
             raise BackendUnavailable(f"cluster {self.name} sent a {type(data).__name__} for "
                                      f"{target.qualified_resource}, not an object")
         return data
 
+    def read_body_json(self, target: ResourceRef, response: Any) -> Any:
+        """The JSON of a response's body, read within the current total deadline; errors name the cluster."""
+        try:
+            return json.loads(response.data)
+        except (ValueError, RecursionError, urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadlines.expired():
+                raise self._unreachable(f"no whole answer to {target.verb} {target.qualified_resource} "
+                                        "before the deadline (the answer was still arriving)") from exc
+            raise BackendUnavailable(f"cluster {self.name} sent an unreadable answer to {target.verb} "
+                                     f"{target.qualified_resource}: {cut(str(exc))}") from exc
+        finally:
+            response.release_conn()
+
     def _items(self, target: ResourceRef, request: Callable[[tuple[float, float]], Any], *,
                deadline: float | None) -> list[JSON]:
-        items = self._read_json(target, request, deadline=deadline).get("items") or []
+        items = self._read_json(target, request, deadline=deadline).get("items")
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            # The rest of svcbot relies on a list of objects: a wrong shape is the cluster's error, by name.
+            raise BackendUnavailable(f"cluster {self.name} answered {target.verb} {target.qualified_resource} "
+                                     f"{self._where(target.namespace)} with items that are a "
+                                     f"{type(items).__name__}, not a list")
         return [item for item in items if isinstance(item, dict)]
 
     # --- apps/v1 reads --------------------------------------------------------------------------------
@@ -442,6 +470,12 @@ class KubeClient:
         # without the leading slash (see reference/kubernetes.md section 4).
         relative = path.lstrip("/")
         started = time.monotonic()
+        with deadlines.total_deadline(self._total(deadline)):
+            return self._pod_http_get(api, target, port, path, relative=relative, started=started, deadline=deadline)
+
+    def _pod_http_get(self, api: Any, target: ResourceRef, port: int, path: str, *, relative: str, started: float,
+                      deadline: float | None) -> PodHttpResponse:
+        pod, namespace = target.name, target.namespace
         try:
             response = self._call(target, lambda t: api.connect_get_namespaced_pod_proxy_with_path(
                 name=f"{pod}:{port}", namespace=namespace, path=relative, _preload_content=False,
@@ -454,6 +488,10 @@ class KubeClient:
         try:
             body = response.data
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadlines.expired():
+                return PodHttpResponse(pod=pod, port=port, path=path, status=response.status, body=b"",
+                                       latency=time.monotonic() - started,
+                                       error="the answer was still arriving at the deadline")
             return PodHttpResponse(pod=pod, port=port, path=path, status=response.status, body=b"",
                                    latency=time.monotonic() - started,
                                    error=f"the answer broke off: {cut(str(exc))}")

@@ -5,12 +5,12 @@ writes, so nothing that changes the cluster is retried blindly.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import urllib3
 
+from bot.clients.deadlines import total_deadline
 from bot.clients.kube.client import JSON, KubeClient, PodHttpResponse, ResourceRef, cut
 from bot.core.errors import (
     BackendUnavailable,
@@ -35,14 +35,9 @@ class DeployKube:
 
     def _write_json(self, target: ResourceRef, request: Callable[[tuple[float, float]], Any], *,
                     deadline: float | None) -> JSON:
-        response = self.client._call(target, request, deadline=deadline, idempotent=False)
-        try:
-            data = json.loads(response.data)
-        except (ValueError, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise BackendUnavailable(f"cluster {self.cluster} sent an unreadable answer to {target.verb} "
-                                     f"{target.qualified_resource}: {cut(str(exc))}") from exc
-        finally:
-            response.release_conn()
+        with total_deadline(self.client._total(deadline)):
+            response = self.client._call(target, request, deadline=deadline, idempotent=False)
+            data = self.client.read_body_json(target, response)
         if not isinstance(data, dict):
             raise BackendUnavailable(f"cluster {self.cluster} sent a {type(data).__name__} for "
                                      f"{target.qualified_resource}, not an object")
@@ -143,16 +138,17 @@ class DeployKube:
             options["container"] = container
         if tail_lines:
             options["tail_lines"] = tail_lines
-        response = self.client._call(target, lambda t: api.read_namespaced_pod_log(
-            pod, namespace, _preload_content=False, _request_timeout=t, **options),
-            deadline=deadline, idempotent=True)
-        try:
-            data = response.data
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise BackendUnavailable(f"cluster {self.cluster}: the log of pod {pod} broke off: "
-                                     f"{cut(str(exc))}") from exc
-        finally:
-            response.release_conn()
+        with total_deadline(self.client._total(deadline)):
+            response = self.client._call(target, lambda t: api.read_namespaced_pod_log(
+                pod, namespace, _preload_content=False, _request_timeout=t, **options),
+                deadline=deadline, idempotent=True)
+            try:
+                data = response.data
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise BackendUnavailable(f"cluster {self.cluster}: the log of pod {pod} broke off: "
+                                         f"{cut(str(exc))}") from exc
+            finally:
+                response.release_conn()
         return bytes(data or b"").decode("utf-8", errors="replace")
 
     def pod_http_get(self, namespace: str, pod: str, port: int, path: str, *,

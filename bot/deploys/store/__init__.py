@@ -43,11 +43,13 @@ from bot.deploys.store.records import (
     Vote,
     new_id,
 )
+from bot.deploys.store.replays import REPLAY_WINDOW, first_sight, forget_expired
 from bot.deploys.store.store import Store
 
 __all__ = [
     "BAD_ENDINGS",
     "FINAL",
+    "REPLAY_WINDOW",
     "SCHEMA_VERSION",
     "TABLES",
     "Database",
@@ -66,6 +68,8 @@ __all__ = [
     "Vote",
     "advisory_key",
     "default_path",
+    "first_sight",
+    "forget_expired",
     "migrate",
     "new_id",
     "open_database",

@@ -83,6 +83,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX audit_by_request ON audit (request_id, id)",
     ),
+    # 2: signed Slack requests already seen (replays.py): a replay inside Slack's 5-minute window is refused
+    (
+        """CREATE TABLE seen_requests (
+            signature TEXT PRIMARY KEY,
+            seen_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX seen_requests_by_time ON seen_requests (seen_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK = "svcbot.store.migrate"
