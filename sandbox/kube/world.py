@@ -199,7 +199,10 @@ def seed_cluster(cluster: Cluster, world: World) -> None:
             d["metadata"]["generation"] = len(versions)
             d["metadata"]["annotations"] = {REVISION: str(len(versions))}
             surge, _ = objects.resolve_surge_unavailable(d)
-            since = [created + (rolled - created) * i / max(len(versions) - 1, 1) for i in range(len(versions))]
+            # Revisions spread from the deployment's creation to its last rollout, the current one at the rollout
+            # itself (a single revision too), so history and status tell the same time.
+            since = ([created + (rolled - created) * i / (len(versions) - 1) for i in range(len(versions))]
+                     if len(versions) > 1 else [rolled])
             current_rs: dict[str, Any] = {}
             for rev, (version, at) in enumerate(zip(versions, since, strict=True), start=1):
                 tmpl = _template(svc, env, version)

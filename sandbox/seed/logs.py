@@ -121,7 +121,7 @@ def _orders_staging_outage(log: _Log) -> None:
     while ago > 3:
         attempt += 1
         log.json("staging", "orders", ago, "error",
-                 "database unreachable: dial tcp 10.20.3.7:5432: connect: connection refused",
+                 "database unreachable: dial tcp 10.0.3.7:5432: connect: connection refused",
                  db_host="orders-db.staging", attempt=attempt)
         if attempt % 3 == 0:
             log.json("staging", "orders", ago - 1, "warn", f"retrying database connection (attempt {attempt})",

@@ -18,13 +18,17 @@ from sandbox.stack import SandboxStack
 def test_kubeconfig_has_one_context_per_catalog_cluster(stack: SandboxStack, kubeconfig: Path) -> None:
     config = yaml.safe_load(kubeconfig.read_text())
     contexts = {c["name"]: c["context"] for c in config["contexts"]}
-    assert set(contexts) == {"sandbox-nonprod", "sandbox-prod"}
+    assert set(contexts) == {"sandbox-nonprod", "sandbox-prod", "sandbox-nonprod-admin", "sandbox-prod-admin"}
+    assert config["current-context"] == "sandbox-nonprod"
     servers = {c["name"]: c["cluster"]["server"] for c in config["clusters"]}
     assert stack.kube is not None
     for name in ("nonprod", "prod"):
         assert servers[contexts[f"sandbox-{name}"]["cluster"]] == stack.kube.cluster(name).url
-        assert stack.kube.cluster(name).url.startswith("http://127.0.0.1:")
-    assert config["users"][0]["user"]["token"]
+        assert contexts[f"sandbox-{name}"]["user"] == "svcbot"
+        assert contexts[f"sandbox-{name}-admin"]["user"] == "admin"
+        assert stack.kube.cluster(name).url.startswith("https://127.0.0.1:")
+    users = {u["name"]: u["user"]["token"] for u in config["users"]}
+    assert users == {"svcbot": stack.kube.auth.bot_token, "admin": stack.kube.auth.admin_token}
 
 
 def test_catalog_is_valid_and_points_at_the_sandbox(stack: SandboxStack) -> None:
@@ -43,7 +47,7 @@ def test_catalog_is_valid_and_points_at_the_sandbox(stack: SandboxStack) -> None
         assert (config_dir / "application-prod.yaml").exists()
     assert catalog.terminal.allow_as
     assert catalog.access.groups["oncall"] == ("U0ALICE", "U0BOB")
-    assert catalog.access.groups["release-managers"] == ("U0CAROL",)
+    assert catalog.access.groups["release-managers"] == ("U0CAROL", "U0BOB")
     steps = [s.kind for t in catalog.pipelines["standard"].targets.values() for s in t.steps]
     assert set(steps) <= {"job", "set_image", "wait_rollout", "probe"}
     assert "U0CAROL" in (stack.directory / "catalog.yaml").read_text().split("settings:")[0]
@@ -51,7 +55,7 @@ def test_catalog_is_valid_and_points_at_the_sandbox(stack: SandboxStack) -> None
 
 def test_addresses_and_environment(stack: SandboxStack) -> None:
     addresses = stack.addresses()
-    assert addresses["kube/nonprod"].startswith("http://127.0.0.1:")
+    assert addresses["kube/nonprod"].startswith("https://127.0.0.1:")
     assert addresses["kube/prod"] != addresses["kube/nonprod"]
     env = stack.environment()
     assert Path(env["KUBECONFIG"]).name == "kubeconfig"
@@ -83,7 +87,7 @@ def test_a_second_stack_starts_and_stops_cleanly(tmp_path: Path) -> None:
         url = stack.kube.cluster("prod").url
         assert client.AppsV1Api(_api(tmp_path)).list_namespaced_deployment("prod").items
     try:
-        urllib.request.urlopen(url + "/version", timeout=2)
+        urllib.request.urlopen(url + "/version", timeout=2, context=stack.kube.auth.client_context())
         raise AssertionError("still listening after stop()")
     except urllib.error.URLError:
         pass
@@ -93,4 +97,4 @@ def test_a_second_stack_starts_and_stops_cleanly(tmp_path: Path) -> None:
 
 
 def _api(directory: Path) -> Any:
-    return config.new_client_from_config(config_file=str(directory / "kubeconfig"), context="sandbox-prod")
+    return config.new_client_from_config(config_file=str(directory / "kubeconfig"), context="sandbox-prod-admin")

@@ -6,6 +6,7 @@ import io
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +17,15 @@ from bot.core.tone import Tone
 from bot.render import slack
 from bot.render.views import to_document
 from bot.replies.base import Message, Outcome
+from bot.replies.deploy import HistoryReply
 from bot.replies.probe import ProbeReply
 from bot.replies.status import StatusAllReply, StatusReply
+from bot.runtime import build_runtime
 from bot.terminal.shell import render_reply, run_once
+from sandbox.stack import SandboxStack
 
 Runtime = Any
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def status(runtime: Runtime, text: str) -> Any:
@@ -128,7 +133,8 @@ class TestStatus:
 
 @pytest.fixture(name="prod_api")
 def _prod_api(stack: Any) -> Any:
-    api = k8s_config.new_client_from_config(config_file=str(stack.directory / "kubeconfig"), context="sandbox-prod")
+    api = k8s_config.new_client_from_config(config_file=str(stack.directory / "kubeconfig"),
+                                            context="sandbox-prod-admin")
     yield k8s.CoordinationV1Api(api)
     api.close()
 
@@ -205,8 +211,10 @@ class TestUnreachableCluster:
             elapsed = time.monotonic() - started
         finally:
             faults.clear()
-        assert elapsed < 2.0
+        # The verb's own answer, not the dispatcher's "no answer within the command deadline": the verb
+        # answered before the deadline. (And so well before the 30 s stall, with room for a busy machine.)
         assert isinstance(reply, StatusAllReply)
+        assert elapsed < 2.0 + 3.0
         assert [env for env, _ in reply.unreachable] == ["prod"]
         assert all(cell.tone is not Tone.UNKNOWN for row in reply.rows for cell in row.cells if cell.env == "dev")
 
@@ -272,7 +280,7 @@ class TestRolloutInFlight:
         """payment 1.5.2 never becomes ready: the old pod keeps the deployment "ready", and status says that
         none of the new version is."""
         api = k8s_config.new_client_from_config(config_file=str(stack.directory / "kubeconfig"),
-                                                context="sandbox-nonprod")
+                                                context="sandbox-nonprod-admin")
         apps = k8s.AppsV1Api(api)
         before = apps.read_namespaced_deployment("payment-api", "dev")
         original = before.spec.template.spec.containers[0].image
@@ -305,3 +313,38 @@ class TestRolloutInFlight:
                 assert time.monotonic() < deadline, "the rollback to the original image did not finish"
                 time.sleep(0.1)
             api.close()
+
+
+class TestSeedWorldAgrees:
+    def test_status_and_history_tell_the_same_rollout_time(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           ) -> None:
+        """In a fresh seed world, for every service and environment, status's last rollout is when history's
+        current revision came (the seed world once said "179m ago" in one and "12d ago" in the other)."""
+        with SandboxStack() as fresh:
+            fresh.start(tmp_path / "world")
+            assert fresh.directory is not None
+            monkeypatch.setenv("KUBECONFIG", str(fresh.directory / "kubeconfig"))
+            runtime = build_runtime(fresh.directory / "catalog.yaml")
+            try:
+                for service in ("payment", "orders", "gateway", "inventory"):
+                    overview = status(runtime, f"status {service}")
+                    assert isinstance(overview, StatusReply)
+                    for env in overview.envs:
+                        history = status(runtime, f"history {service} {env.env}")
+                        assert isinstance(history, HistoryReply), render_reply(history)
+                        [current] = [entry for entry in history.entries if entry.current]
+                        assert env.last_rollout is not None
+                        assert current.when is not None
+                        assert abs(env.last_rollout - current.when) < 120, (service, env.env)
+            finally:
+                runtime.close()
+
+    def test_the_orders_database_is_the_same_address_in_probe_and_logs(self) -> None:
+        """The staging orders database that probe shows down is the address the seed logs fail to reach."""
+        world = (ROOT / "sandbox" / "seed" / "world.yaml").read_text()
+        logs = (ROOT / "sandbox" / "seed" / "logs.py").read_text()
+        probed = set(re.findall(r"dial tcp (\d+\.\d+\.\d+\.\d+):5432", world))
+        logged = set(re.findall(r"dial tcp (\d+\.\d+\.\d+\.\d+):5432", logs))
+        assert probed
+        assert logged
+        assert logged <= probed
