@@ -108,7 +108,7 @@ def end_to_end(rounds: int) -> dict[str, float]:
         catalog.write_text(
             "settings: {default_env: prod, command_deadline: 60s, rate_limit: {per_user: 10000/min}}\n"
             "clusters: {prod: {context: prod}}\nenvironments: {prod: {cluster: prod, namespace: prod}}\n"
-            f'loki: {{url: "{loki.url}", timeout: 60s}}\nservices: {{bench: {{}}}}\n'
+            f'loki: {{url: "{loki.url}", tenant: ops, timeout: 60s}}\nservices: {{bench: {{}}}}\n'
             "access: {rules: [{verbs: [logs], envs: ['*'], who: ['*']}]}\n", encoding="utf-8")
         runtime = build_runtime(catalog)
         search = logql.LogSearch(namespace_label="namespace", namespace="prod", service_label="app",

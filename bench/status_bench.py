@@ -55,7 +55,7 @@ def kubectl_runner(kubeconfig: Path, cache: Path) -> Callable[[list[str]], None]
            "KUBECACHEDIR": str(cache / "cache")}
 
     def run(args: list[str]) -> None:
-        subprocess.run([str(KUBECTL), "--context", "sandbox-prod", *args], env=env, capture_output=True,
+        subprocess.run([str(KUBECTL), "--context", "sandbox-prod-admin", *args], env=env, capture_output=True,
                        check=False, timeout=60)
 
     return run
@@ -63,7 +63,7 @@ def kubectl_runner(kubeconfig: Path, cache: Path) -> Callable[[list[str]], None]
 
 def create_extra_services(kubeconfig: Path, count: int) -> list[str]:
     """`count` small deployments in prod, like payment's, through the Kubernetes API."""
-    api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig), context="sandbox-prod")
+    api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig), context="sandbox-prod-admin")
     apps = k8s.AppsV1Api(api_client)
     names = [f"svc-{index:02d}" for index in range(1, count + 1)]
     for name in names:

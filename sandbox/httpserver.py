@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +40,14 @@ class _Server(ThreadingHTTPServer):
         self.owner = owner
         super().__init__(addr, handler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        ctx = self.owner.ssl_context
+        if ctx is not None:
+            # the handshake happens on the handler's thread (first read), never on the accepting one
+            conn = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         if self.owner.error_log is None:
             super().handle_error(request, client_address)
@@ -57,8 +66,9 @@ class HttpServer:
     """
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], *, name: str, host: str = LOOPBACK, port: int = 0,
-                 error_log: logging.Logger | None = None) -> None:
+                 error_log: logging.Logger | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.ssl_context = ssl_context  # None: plain HTTP; else HTTPS with this server context
         self.name = name
         self.host = host
         self.port = port
@@ -71,7 +81,7 @@ class HttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context is not None else 'http'}://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:

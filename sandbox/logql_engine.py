@@ -189,11 +189,70 @@ def tokenize(query: str) -> list[Token]:
 
 # --- the tree -------------------------------------------------------------------------------------------
 
-def _compile(pattern: str, token: Token) -> re.Pattern[str]:
+# C++ RE2's error texts -> Go regexp/syntax's (what Loki answers with)
+_GO_REGEXP_ERRORS = {
+    "invalid perl operator": "invalid or unsupported Perl syntax",
+    "missing ]": "missing closing ]",
+    "missing )": "missing closing )",
+    "trailing \\": "trailing backslash at end of expression",
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "invalid repetition size": "invalid repeat count",
+    "bad repetition operator": "invalid nested repetition operator",
+    "invalid named capture group": "invalid named capture",
+    "pattern too large - compile failed": "expression too large",
+}
+_RE2_OPTIONS: Any = None
+
+
+def go_regexp(pattern: str) -> Any:
+    """Compile `pattern` with RE2 the way Go's regexp package (Loki's) would: what Go rejects and C++ RE2
+    accepts (`\\C`) is rejected too, errors read like Go's (`invalid or unsupported Perl syntax: `(?=``),
+    and RE2's own error logging stays off the terminal. Raises ValueError with Go's message."""
+    global _RE2_OPTIONS
+    import re2  # noqa: PLC0415 - google-re2, only the Loki stand-in needs it
+
+    if _RE2_OPTIONS is None:
+        options = re2.Options()
+        options.log_errors = False  # RE2 would print "re2/re2.cc:...: Error parsing ..." on stderr
+        _RE2_OPTIONS = options
+    bad = _go_only_rejects(pattern)
+    if bad:
+        raise ValueError(f"error parsing regexp: invalid escape sequence: `{bad}`")
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ParseError(token.line, token.col, f"error parsing regexp: {exc}") from None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        text = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        code, _, arg = text.partition(": ")
+        raise ValueError(f"error parsing regexp: {_GO_REGEXP_ERRORS.get(code, code)}: `{arg}`") from None
+
+
+def _go_only_rejects(pattern: str) -> str:
+    """The escape Go's parser refuses that C++ RE2 takes: `\\C` (any byte), outside `\\Q...\\E`."""
+    index, quoted = 0, False
+    while index < len(pattern):
+        pair = pattern[index:index + 2]
+        if quoted:
+            if pair == "\\E":
+                quoted = False
+                index += 2
+                continue
+            index += 1
+            continue
+        if pair == "\\Q":
+            quoted = True
+            index += 2
+            continue
+        if pair == "\\C":
+            return pair
+        index += 2 if pattern[index] == "\\" else 1
+    return ""
+
+
+def _compile(pattern: str, token: Token) -> Any:
+    try:
+        return go_regexp(pattern)
+    except ValueError as exc:
+        raise ParseError(token.line, token.col, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -201,7 +260,7 @@ class Matcher:
     name: str
     op: str  # = != =~ !~
     value: str
-    regex: re.Pattern[str] | None = None
+    regex: Any = None  # a compiled RE2 pattern (go_regexp)
 
     def matches(self, value: str) -> bool:
         if self.op == "=":
@@ -217,7 +276,7 @@ class Matcher:
 class LineFilter:
     op: str  # |= != |~ !~
     value: str
-    regex: re.Pattern[str] | None = None
+    regex: Any = None  # a compiled RE2 pattern (go_regexp)
 
     def keeps(self, line: str) -> bool:
         if self.op == "|=":
@@ -239,7 +298,7 @@ class Comparison:
     name: str
     op: str  # = != =~ !~ (strings) or == != > >= < <= (numbers)
     value: str | float
-    regex: re.Pattern[str] | None = None
+    regex: Any = None  # a compiled RE2 pattern (go_regexp)
 
     def test(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")

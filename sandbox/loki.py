@@ -36,6 +36,7 @@ import requests
 from sandbox import logql_engine as engine
 from sandbox.httpserver import LOOPBACK, HttpServer, KeepAliveHandler
 
+DEFAULT_TENANT = "ops"  # the sandbox catalog's loki.tenant
 MAX_ENTRIES = 5000  # max_entries_limit_per_query
 MAX_QUERY_LENGTH_NS = 721 * 3_600_000_000_000  # max_query_length: 30d1h
 MAX_LABELS = 15
@@ -110,11 +111,15 @@ def parse_duration_ns(value: str, what: str) -> int:
 class LokiSandbox:
     """The stand-in server. Not thread-hostile: pushes and queries may run at once."""
 
-    def __init__(self, host: str = LOOPBACK, port: int = 0, *, auth_enabled: bool = False,
-                 basic_auth: tuple[str, str] | None = None, bearer_token: str | None = None) -> None:
+    def __init__(self, host: str = LOOPBACK, port: int = 0, *, auth_enabled: bool = True,
+                 basic_auth: tuple[str, str] | None = None, bearer_token: str | None = None,
+                 tenant: str = DEFAULT_TENANT) -> None:
         self._http = HttpServer(type("LokiHandler", (_Handler,), {"sandbox": self}), name="sandbox-loki",
                                 host=host, port=port)
-        self.auth_enabled = auth_enabled  # require X-Scope-OrgID and keep tenants apart
+        # require X-Scope-OrgID and keep tenants apart (Loki's auth_enabled: true), the default as in production;
+        # auth_enabled=False is Loki's single-tenant mode (every request is tenant "fake")
+        self.auth_enabled = auth_enabled
+        self.tenant = tenant  # where push() and push_seed() write unless told otherwise
         self.basic_auth = basic_auth  # what a reverse proxy in front of Loki would check
         self.bearer_token = bearer_token
         self.seen: list[SeenRequest] = []
@@ -159,7 +164,8 @@ class LokiSandbox:
     # --- data -----------------------------------------------------------------------------------------
 
     def push(self, streams: list[dict[str, Any]], tenant: str | None = None, timeout: float = 10.0) -> None:
-        """Push streams in Loki's JSON push format through the HTTP API."""
+        """Push streams in Loki's JSON push format through the HTTP API (to `tenant`, default self.tenant)."""
+        tenant = tenant or self.tenant
         headers = {"X-Scope-OrgID": tenant} if tenant else {}
         auth: Any = self.basic_auth
         if self.bearer_token:

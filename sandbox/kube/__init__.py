@@ -2,7 +2,8 @@
 
     kube = KubeSandbox(time_scale=0.05)
     kube.start()
-    kube.cluster("prod").url                       # http://127.0.0.1:<port>
+    kube.cluster("prod").url                       # https://127.0.0.1:<port> (CA: kube.auth.ca_pem)
+    kube.auth.admin_token, kube.auth.bot_token     # bearer tokens of the two identities
     kube.cluster("prod").faults.set(mode="stall", seconds=5); ...; .faults.clear()
     kube.set_health("nonprod", "staging", "orders", "/readyz", status=503, body={...}, latency=0.2)
     kube.served                                    # {(group, resource, subresource, verb), ...}
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .auth import Auth
 from .cluster import Cluster
 from .faults import Fault, Faults
 from .health import Endpoint, Health
@@ -37,8 +39,13 @@ class KubeSandbox:
         configure_health(self.world, self.health)
         self.served: set[tuple[str, str, str, str]] = set()
         """Every (api group, resource, subresource, verb) served, over all clusters (live; clear() to reset)."""
+        managed: dict[str, list[str]] = {}
+        for cname, ns in self.world.environments.values():
+            managed.setdefault(cname, []).append(ns)
+        self.auth = Auth(managed)
         self.clusters: dict[str, Cluster] = {
-            name: Cluster(name, namespaces, self.health, self.world.registry, lambda: self.time_scale, self.served)
+            name: Cluster(name, namespaces, self.health, self.world.registry, lambda: self.time_scale, self.served,
+                          auth=self.auth)
             for name, namespaces in self.world.clusters.items()
         }
         self._started = False
@@ -116,19 +123,28 @@ class KubeSandbox:
 
     # ------------------------------------------------------------------ client configuration
 
-    def kubeconfig(self, user_token: str = "sandbox-token") -> dict[str, Any]:
-        clusters, contexts = [], []
+    def kubeconfig(self) -> dict[str, Any]:
+        """Contexts `sandbox-<cluster>` act as the bot (user `svcbot`, RBAC-bound by the chart's Role; the catalog
+        names these, and the first is current) and `sandbox-<cluster>-admin` as an admin (user `admin`)."""
+        clusters, contexts, admin_contexts = [], [], []
         for name, c in self.clusters.items():
             ctx = f"sandbox-{name}"
-            clusters.append({"name": ctx, "cluster": {"server": c.url}})
+            clusters.append({"name": ctx, "cluster": {"server": c.url,
+                                                      "certificate-authority-data": self.auth.ca_data}})
             ns = c.namespaces[0] if c.namespaces else "default"
-            contexts.append({"name": ctx, "context": {"cluster": ctx, "user": "sandbox-user", "namespace": ns}})
+            contexts.append({"name": ctx, "context": {"cluster": ctx, "user": "svcbot", "namespace": ns}})
+            admin_contexts.append({"name": f"{ctx}-admin", "context": {"cluster": ctx, "user": "admin",
+                                                                      "namespace": ns}})
         return {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": clusters, "contexts": contexts,
-            "users": [{"name": "sandbox-user", "user": {"token": user_token}}],
+            "clusters": clusters, "contexts": contexts + admin_contexts,
+            "users": [{"name": "svcbot", "user": {"token": self.auth.bot_token}},
+                      {"name": "admin", "user": {"token": self.auth.admin_token}}],
             "current-context": contexts[0]["name"] if contexts else "",
         }
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.auth.admin_token}"}
 
     def write_kubeconfig(self, path: Path) -> Path:
         path = Path(path)

@@ -40,6 +40,32 @@ PATCH_TYPES = {
     "application/apply-patch+cbor": "apply-cbor",
 }
 
+# kinds whose registry strategy says AllowUnconditionalUpdate() == false: a PUT must carry a resourceVersion
+NO_UNCONDITIONAL_UPDATE = {"Lease"}
+FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
+
+
+class FieldValidation:
+    """The request's fieldValidation (Warn when absent, as the apiserver defaults it) and the warnings the
+    answer carries (`Warning: 299 - "unknown field \"spec.foo\""`)."""
+
+    def __init__(self, mode: str = "Warn") -> None:
+        if mode not in FIELD_VALIDATION:
+            raise bad_request(f'fieldValidation must be one of "Ignore", "Strict", "Warn", got "{mode}"')
+        self.mode = mode
+        self.warnings: list[str] = []
+
+    def check(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        unknown = objects.drop_unknown_fields(rt.kind, obj)
+        if not unknown or self.mode == "Ignore":
+            return
+        words = [f'unknown field "{path}"' for path in unknown]
+        if self.mode == "Strict":
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict '
+                              f"decoding error: {', '.join(words)}")
+        self.warnings.extend(w for w in words if w not in self.warnings)
+
+
 # kinds whose metadata carries a generation
 _GENERATION_KINDS = {"Deployment", "ReplicaSet", "Job", "HorizontalPodAutoscaler", "Pod"}
 
@@ -98,7 +124,8 @@ class Api:
 
     # ------------------------------------------------------------------ writes
 
-    def _check_body(self, rt: ResourceType, body: Any, namespace: str) -> dict[str, Any]:
+    def _check_body(self, rt: ResourceType, body: Any, namespace: str,
+                    fields: FieldValidation | None = None) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
                               "json: cannot unmarshal into Go value of type struct")
@@ -110,6 +137,8 @@ class Api:
             raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
         objects.check_shape(rt.kind, rt.version, body)
         obj = objects.normalize_times(rt.kind, objects.normalize_ints(objects.strip_nulls(body)))
+        if fields is not None:
+            fields.check(rt, obj)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = obj.setdefault("metadata", {})
         if rt.namespaced:
@@ -125,8 +154,9 @@ class Api:
         if rt.namespaced and self.store.get(NAMESPACES, "", namespace) is None:
             raise not_found("", "namespaces", namespace)
 
-    def create(self, rt: ResourceType, namespace: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
-        obj = self._check_body(rt, body, namespace)
+    def create(self, rt: ResourceType, namespace: str, body: Any, *, dry_run: bool = False,
+               fields: FieldValidation | None = None) -> dict[str, Any]:
+        obj = self._check_body(rt, body, namespace, fields)
         meta = obj["metadata"]
         with self.store.lock:
             self._require_namespace(rt, namespace)
@@ -193,8 +223,8 @@ class Api:
         return f"10.96.{n // 250}.{n % 250 + 1}"
 
     def update(self, rt: ResourceType, namespace: str, name: str, body: Any, *, subresource: str = "",
-               dry_run: bool = False) -> dict[str, Any]:
-        obj = self._check_body(rt, body, namespace)
+               dry_run: bool = False, fields: FieldValidation | None = None) -> dict[str, Any]:
+        obj = self._check_body(rt, body, namespace, fields)
         meta = obj["metadata"]
         if meta.get("name") in (None, ""):
             meta["name"] = name
@@ -205,6 +235,12 @@ class Api:
             if current is None:
                 raise not_found(rt.group, rt.plural, name)
             want_rv = _decode_rv(meta.get("resourceVersion"))
+            if want_rv is None and rt.kind in NO_UNCONDITIONAL_UPDATE:
+                raise ApiError(422, "Invalid", f'{rt.plural}.{rt.group} "{name}" is invalid: metadata.resourceVersion: '
+                               "Invalid value: 0x0: must be specified for an update",
+                               {"name": name, "group": rt.group, "kind": rt.plural,
+                                "causes": [{"reason": "FieldValueInvalid", "message": "Invalid value: 0x0: must be "
+                                            "specified for an update", "field": "metadata.resourceVersion"}]})
             if want_rv is not None and str(want_rv) != current["metadata"]["resourceVersion"]:
                 if want_rv < 0:
                     raise bad_request(f'invalid resource version: {meta.get("resourceVersion")}')
@@ -247,7 +283,7 @@ class Api:
         return new
 
     def patch(self, rt: ResourceType, namespace: str, name: str, content_type: str, raw: bytes, *,
-              subresource: str = "", dry_run: bool = False) -> dict[str, Any]:
+              subresource: str = "", dry_run: bool = False, fields: FieldValidation | None = None) -> dict[str, Any]:
         ptype = PATCH_TYPES.get(content_type.split(";", maxsplit=1)[0].strip().lower())
         if ptype is None or ptype == "apply-cbor":
             raise ApiError(415, "UnsupportedMediaType",
@@ -271,7 +307,7 @@ class Api:
                     doc.setdefault("metadata", {})
                     if isinstance(doc["metadata"], dict):
                         doc["metadata"].setdefault("name", name)
-                    return self.create(rt, namespace, doc, dry_run=dry_run)
+                    return self.create(rt, namespace, doc, dry_run=dry_run, fields=fields)
                 raise not_found(rt.group, rt.plural, name)
             base = clone(current)
             try:
@@ -306,7 +342,7 @@ class Api:
                     pmeta.get("resourceVersion") not in (None, ""):
                 raise conflict(rt.group, rt.plural, name)
             pmeta["resourceVersion"] = current["metadata"]["resourceVersion"]
-            return self.update(rt, namespace, name, patched, subresource=subresource, dry_run=dry_run)
+            return self.update(rt, namespace, name, patched, subresource=subresource, dry_run=dry_run, fields=fields)
 
     def delete(self, rt: ResourceType, namespace: str, name: str, options: dict[str, Any] | None = None, *,
                dry_run: bool = False) -> dict[str, Any]:

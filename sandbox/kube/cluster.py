@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .api import Api
+from .auth import Auth
 from .controller import Controller
 from .faults import Fault, Faults
 from .health import Health
@@ -21,8 +22,10 @@ from .util import clone
 
 class Cluster:
     def __init__(self, name: str, namespaces: list[str], health: Health, registry: Registry,  # noqa: PLR0917
-                 time_scale: Callable[[], float], served_sink: set[tuple[str, str, str, str]] | None = None):
+                 time_scale: Callable[[], float], served_sink: set[tuple[str, str, str, str]] | None = None,
+                 auth: Auth | None = None):
         self.name = name
+        self.auth = auth  # None: plain HTTP, no authentication (only for code that builds a Cluster by hand)
         self.namespaces = list(namespaces)
         self.store = Store()
         self.api = Api(self.store, name)
@@ -33,11 +36,14 @@ class Cluster:
         self.served: set[tuple[str, str, str, str]] = set()  # (group, resource, subresource, verb)
         self._sink = served_sink
         self.requests: deque[tuple[str, str, int]] = deque(maxlen=5000)
+        self.callers: set[tuple[str, str, str, str, str, int]] = set()  # (user, group, resource, sub, verb, code)
         self._served_lock = threading.Lock()
         self.faults.on_change(self._on_fault)
 
-    def record(self, key: tuple[str, str, str, str], method: str, path: str, code: int) -> None:
+    def record(self, key: tuple[str, str, str, str], method: str, path: str, code: int, user: str = "") -> None:
         with self._served_lock:
+            if user:
+                self.callers.add((user, *key, code))
             if key[1]:
                 self.served.add(key)
                 if self._sink is not None:

@@ -37,6 +37,7 @@ ENV_VAR = {
         "secretKeyRef": {"name": STR, "key": STR, "optional": BOOL},
         "fieldRef": {"apiVersion": STR, "fieldPath": STR},
         "resourceFieldRef": {"containerName": STR, "resource": STR, "divisor": QTY},
+        "fileKeyRef": OBJ,
     },
 }
 CONTAINER = {
@@ -44,17 +45,24 @@ CONTAINER = {
     "ports": [{"name": STR, "containerPort": INT, "hostPort": INT, "protocol": STR, "hostIP": STR}],
     "env": [ENV_VAR], "envFrom": [OBJ],
     "resources": {"limits": {"*": QTY}, "requests": {"*": QTY}, "claims": [OBJ]},
-    "volumeMounts": [{"name": STR, "mountPath": STR, "subPath": STR, "readOnly": BOOL}],
+    "volumeMounts": [{"name": STR, "mountPath": STR, "subPath": STR, "readOnly": BOOL, "recursiveReadOnly": STR,
+                      "mountPropagation": STR, "subPathExpr": STR}],
+    "volumeDevices": [OBJ], "resizePolicy": [OBJ], "restartPolicyRules": [OBJ], "stdinOnce": BOOL,
     "livenessProbe": PROBE, "readinessProbe": PROBE, "startupProbe": PROBE, "lifecycle": OBJ,
     "terminationMessagePath": STR, "terminationMessagePolicy": STR, "imagePullPolicy": STR,
     "securityContext": OBJ, "stdin": BOOL, "tty": BOOL, "restartPolicy": STR,
 }
+_OTHER_VOLUME_SOURCES = (
+    "hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi", "glusterfs", "rbd",
+    "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile", "vsphereVolume", "quobyte", "azureDisk",
+    "photonPersistentDisk", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral", "image")
 VOLUME = {
     "name": STR,
     "configMap": {"name": STR, "items": [{"key": STR, "path": STR, "mode": INT}], "defaultMode": INT, "optional": BOOL},
     "secret": {"secretName": STR, "items": [{"key": STR, "path": STR, "mode": INT}], "defaultMode": INT,
                "optional": BOOL},
     "emptyDir": {"medium": STR, "sizeLimit": QTY}, "projected": OBJ, "persistentVolumeClaim": OBJ, "downwardAPI": OBJ,
+    **dict.fromkeys(_OTHER_VOLUME_SOURCES, OBJ),
 }
 POD_SPEC = {
     "containers": [CONTAINER], "initContainers": [CONTAINER], "ephemeralContainers": [OBJ], "volumes": [VOLUME],
@@ -63,6 +71,9 @@ POD_SPEC = {
     "securityContext": OBJ, "imagePullSecrets": [{"name": STR}], "schedulerName": STR, "tolerations": [OBJ],
     "affinity": OBJ, "priority": INT, "priorityClassName": STR, "enableServiceLinks": BOOL, "preemptionPolicy": STR,
     "automountServiceAccountToken": BOOL, "hostname": STR, "subdomain": STR, "topologySpreadConstraints": [OBJ],
+    "hostPID": BOOL, "hostIPC": BOOL, "shareProcessNamespace": BOOL, "hostAliases": [OBJ], "dnsConfig": OBJ,
+    "readinessGates": [OBJ], "runtimeClassName": STR, "overhead": {"*": QTY}, "setHostnameAsFQDN": BOOL, "os": OBJ,
+    "hostUsers": BOOL, "schedulingGates": [OBJ], "resourceClaims": [OBJ], "resources": OBJ, "hostnameOverride": STR,
 }
 POD_TEMPLATE = {"metadata": META, "spec": POD_SPEC}
 CONDITION = {"type": STR, "status": STR, "reason": STR, "message": STR, "lastUpdateTime": TIME,
@@ -112,7 +123,10 @@ SHAPES: dict[str, dict[str, Any]] = {
                             "appProtocol": STR}],
                  "selector": {"*": STR}, "clusterIP": STR, "clusterIPs": [STR], "type": STR, "sessionAffinity": STR,
                  "externalIPs": [STR], "ipFamilies": [STR], "ipFamilyPolicy": STR, "internalTrafficPolicy": STR,
-                 "externalName": STR, "publishNotReadyAddresses": BOOL},
+                 "externalName": STR, "publishNotReadyAddresses": BOOL, "loadBalancerIP": STR,
+                 "loadBalancerSourceRanges": [STR], "externalTrafficPolicy": STR, "healthCheckNodePort": INT,
+                 "sessionAffinityConfig": OBJ, "allocateLoadBalancerNodePorts": BOOL, "loadBalancerClass": STR,
+                 "trafficDistribution": STR},
         "status": OBJ,
     },
     "ConfigMap": {"data": {"*": STR}, "binaryData": {"*": STR}, "immutable": BOOL},
@@ -220,6 +234,35 @@ def check_shape(kind: str, version: str, obj: dict[str, Any]) -> None:
         raise ApiError(400, "BadRequest", f'{kind} in version "{version}" cannot be handled as a {kind}: '
                        f"json: cannot unmarshal {_json_type(obj)} into Go value of type struct")
     walk(obj, shape, "")
+
+
+def drop_unknown_fields(kind: str, obj: dict[str, Any]) -> list[str]:
+    """Remove the fields the kind's schema does not declare, as the apiserver's decoder does, and return
+    their paths the way it reports them (`spec.foo`, `spec.template.spec.containers[0].bar`). Status
+    subtrees are left alone (a write to the main resource ignores them, and their shapes here are partial)."""
+    shape = {"apiVersion": STR, "kind": STR, "metadata": META, **SHAPES.get(kind, {})}
+    found: list[str] = []
+
+    def walk(value: Any, code: Any, path: str) -> None:
+        if isinstance(code, dict) and isinstance(value, dict):
+            if "*" in code and len(code) == 1:
+                for key, inner in value.items():
+                    walk(inner, code["*"], f"{path}.{key}")
+                return
+            for key in list(value):
+                sub = f"{path}.{key}" if path else key
+                if key not in code:
+                    found.append(sub)
+                    del value[key]
+                elif not (path == "" and key == "status"):
+                    walk(value[key], code[key], sub)
+        elif isinstance(code, list) and isinstance(value, list):
+            for index, inner in enumerate(value):
+                walk(inner, code[0], f"{path}[{index}]")
+
+    if kind in SHAPES:
+        walk(obj, shape, "")
+    return found
 
 
 def normalize_times(kind: str, obj: dict[str, Any]) -> dict[str, Any]:

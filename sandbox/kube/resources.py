@@ -21,6 +21,8 @@ class ResourceType:
     # subresource name -> (kind, verbs, group, version) ; group/version None = same as parent
     subresources: dict[str, tuple[str, tuple[str, ...], str | None, str | None]] = field(default_factory=dict)
     has_status: bool = False
+    verbs: tuple[str, ...] = ALL_VERBS
+    review: bool = False  # a create-only review (SelfSubjectAccessReview ...): answered, never stored
 
     @property
     def key(self) -> str:
@@ -41,7 +43,7 @@ class ResourceType:
                 "singularName": self.singular,
                 "namespaced": self.namespaced,
                 "kind": self.kind,
-                "verbs": list(ALL_VERBS),
+                "verbs": list(self.verbs),
             }
         ]
         if self.short_names:
@@ -72,7 +74,10 @@ RESOURCES: tuple[ResourceType, ...] = (
                  subresources={"status": ("Namespace", ("get", "patch", "update"), None, None)}, has_status=True),
     ResourceType("", "v1", "Pod", "pods", "pod", short_names=("po",), categories=("all",), has_status=True,
                  subresources={"status": _STATUS, "log": ("Pod", ("get",), None, None),
-                               "proxy": ("PodProxyOptions", _PROXY_VERBS, None, None)}),
+                               "proxy": ("PodProxyOptions", _PROXY_VERBS, None, None),
+                               "exec": ("PodExecOptions", ("create", "get"), None, None),
+                               "attach": ("PodAttachOptions", ("create", "get"), None, None),
+                               "portforward": ("PodPortForwardOptions", ("create", "get"), None, None)}),
     ResourceType("", "v1", "Event", "events", "event", short_names=("ev",)),
     ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", short_names=("cm",)),
     ResourceType("", "v1", "Service", "services", "service", short_names=("svc",), categories=("all",),
@@ -93,6 +98,12 @@ RESOURCES: tuple[ResourceType, ...] = (
                  "horizontalpodautoscaler", short_names=("hpa",), categories=("all",), has_status=True,
                  subresources={"status": ("HorizontalPodAutoscaler", ("get", "patch", "update"), None, None)}),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease"),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "",
+                 namespaced=False, verbs=("create",), review=True),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "",
+                 namespaced=False, verbs=("create",), review=True),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "",
+                 namespaced=False, verbs=("create",), review=True),
 )
 
 BY_KEY: dict[str, ResourceType] = {r.key: r for r in RESOURCES}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,9 @@ import yaml
 
 from sandbox.httpserver import HttpServer, KeepAliveHandler
 
-from . import resources, tables
+from . import protobuf, resources, tables
+from .api import FieldValidation
+from .auth import ADMIN_GROUP, ADMIN_USER, BOT_USER, PUBLIC_PATHS, User
 from .resources import PODS, SERVICES, ResourceType
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .util import ApiError, bad_request, clone, fmt_micro, method_not_allowed
@@ -32,6 +35,7 @@ VERSION = {
 }
 NOT_FOUND_RESOURCE = ApiError(404, "NotFound", "the server could not find the requested resource",
                               {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+UNSUPPORTED_STREAMS = {"exec": "run a command in", "attach": "attach to", "portforward": "forward ports to"}
 WATCH_MAX_SECONDS = 1800.0
 BOOKMARK_EVERY = 5.0
 
@@ -42,7 +46,8 @@ class ClusterServer(HttpServer):
 
     def __init__(self, cluster: Cluster):
         handler = type("Handler", (Handler,), {"cluster": cluster, "owner": self, "log_prefix": f"{cluster.name} "})
-        super().__init__(handler, name=f"kube-http-{cluster.name}", error_log=log)
+        super().__init__(handler, name=f"kube-http-{cluster.name}", error_log=log,
+                         ssl_context=cluster.auth.server_context() if cluster.auth is not None else None)
         self.cluster = cluster
         self.stopped = False
 
@@ -128,8 +133,12 @@ class Handler(KeepAliveHandler):
 
     def _send(self, code: int, body: bytes, content_type: str = "application/json",
               extra: dict[str, str] | None = None) -> None:
+        warnings = [("Warning", _warning_header(w)) for w in getattr(self, "_warnings", ())]
+        self._status_code = code
+        self._record()  # before the answer leaves: a client that got it finds the request recorded
         self.send_body(code, body, content_type,
-                       [("Cache-Control", "no-cache, private"), ("Audit-Id", fmt_micro()), *(extra or {}).items()])
+                       [("Cache-Control", "no-cache, private"), ("Audit-Id", fmt_micro()), *(extra or {}).items(),
+                        *warnings])
 
     def _json(self, code: int, obj: Any) -> None:
         self._status_code = code
@@ -144,6 +153,8 @@ class Handler(KeepAliveHandler):
         self.wfile.flush()
 
     def _start_stream(self, content_type: str) -> None:
+        self._status_code = 200
+        self._record()
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
@@ -170,11 +181,16 @@ class Handler(KeepAliveHandler):
             self.close_connection = True
             return
         self._gen = self.owner.generation
-        key = ("", "", "", method.lower())
+        self._warnings: list[str] = []
+        self._recorded = False
+        self.user: User | None = None
+        self._key = key = ("", "", "", method.lower())
         try:
             body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
+            self.user = self._authenticate()
             route = self._route(method, raw_path)
-            key = route.key if route else ("", "", "", method.lower())
+            self._key = key = route.key if route else ("", "", "", method.lower())
+            self._authorize(method, raw_path, route)
             fault = cluster.faults.match(key[1] + (f"/{key[2]}" if key[2] else ""), key[3]) \
                 if route else cluster.faults.match("", method.lower())
             if fault is not None:
@@ -198,7 +214,7 @@ class Handler(KeepAliveHandler):
                 self._resource(method, route, body)
         except ApiError as e:
             self._error(e)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
         except (ValueError, UnicodeDecodeError) as e:
             self._error(bad_request(f"malformed request: {e}"))
@@ -206,19 +222,54 @@ class Handler(KeepAliveHandler):
             log.exception("sandbox kube request failed: %s %s", method, self.path)
             self._error(ApiError(500, "InternalError", f"Internal error occurred: {e!r}"))
         finally:
-            cluster.record(key, method, self.path, self._status_code)
+            self._record()
 
-    def _forbidden(self, route: Route | None) -> ApiError:
+    def _record(self) -> None:
+        if not self._recorded:
+            self._recorded = True
+            user = getattr(self, "user", None)
+            self.cluster.record(self._key, self.command, self.path, self._status_code,
+                                user.name if user is not None else "")
+
+    def _authenticate(self) -> User | None:
+        auth = self.cluster.auth
+        if auth is None:
+            return None
+        user = auth.authenticate(self.cluster.name, self.headers.get("Authorization"))
+        if user is None:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        return user
+
+    def _authorize(self, method: str, raw_path: str, route: Route | None) -> None:
+        """RBAC: the bot's Role in its namespaces; discovery and health paths for everyone signed in."""
+        user = self.user
+        if user is None:
+            return
         if route is None:
-            return ApiError(403, "Forbidden", f'forbidden: User "system:serviceaccount:svcbot:svcbot" cannot get '
-                                              f'path "{urlsplit(self.path).path}"')
+            path = raw_path.rstrip("/") or "/"
+            public = any(path == p or path.startswith(p + "/") for p in PUBLIC_PATHS)
+            if user.admin or (public and method in ("GET", "HEAD")):
+                return
+            raise self._forbidden(None, method)
+        group, res, sub, verb = route.key
+        full = f"{res}/{sub}" if sub else res
+        if not user.allowed(group, full, verb, route.namespace, route.name):
+            raise self._forbidden(route)
+
+    def _forbidden(self, route: Route | None, method: str = "GET") -> ApiError:
+        who = self.user.name if getattr(self, "user", None) is not None else BOT_USER
+        if route is None:
+            verb = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch",
+                    "DELETE": "delete"}.get(method, method.lower())
+            return ApiError(403, "Forbidden", f'forbidden: User "{who}" cannot {verb} path '
+                                              f'"{urlsplit(self.path).path}"', {})
         group, res, sub, verb = route.key
         full = f"{res}/{sub}" if sub else res
         what = f"{res}.{group}" if group else res
         subject = f'{what} "{route.name}"' if route.name else what
-        where = f' in the namespace "{route.namespace}"' if route.namespace else ""
+        where = f' in the namespace "{route.namespace}"' if route.namespace else " at the cluster scope"
         return ApiError(403, "Forbidden",
-                        f'{subject} is forbidden: User "system:serviceaccount:svcbot:svcbot" cannot {verb} resource '
+                        f'{subject} is forbidden: User "{who}" cannot {verb} resource '
                         f'"{full}" in API group "{group}"{where}',
                         {"name": route.name, "group": group, "kind": res})
 
@@ -323,8 +374,18 @@ class Handler(KeepAliveHandler):
         api = self.cluster.api
         rt = r.rt
         dry = self.query.get("dryRun") == "All"
+        if rt.review and method != "POST":
+            raise method_not_allowed(rt.group, rt.plural, method)
         if r.sub == "proxy":
             return self._proxy(method, r, body)
+        if r.sub in UNSUPPORTED_STREAMS:
+            with self.cluster.store.lock:
+                if self.cluster.store.get(PODS, r.namespace, r.name) is None:
+                    raise ApiError(404, "NotFound", f'pods "{r.name}" not found',
+                                   {"name": r.name, "group": "", "kind": "pods"})
+            raise ApiError(400, "BadRequest", f"pods/{r.sub} is not supported by the sandbox: its pods run no "
+                           f"processes to {UNSUPPORTED_STREAMS[r.sub]} (kubectl logs and the pods' proxy work)",
+                           {"name": r.name, "group": "", "kind": f"pods/{r.sub}"})
         if r.sub == "log":
             if method not in ("GET", "HEAD"):
                 raise method_not_allowed(rt.group, "pods/log", method)
@@ -364,25 +425,38 @@ class Handler(KeepAliveHandler):
             return self._json(200, result)
         if method in ("POST", "PUT"):
             ctype = self.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
+            if rt.review and method == "POST" and ctype == "application/vnd.kubernetes.protobuf":
+                try:
+                    return self._review(rt, r, protobuf.decode_review(body, rt.kind))
+                except protobuf.ProtobufError as e:
+                    raise bad_request(f"unable to decode the protobuf body: {e}") from e
             if ctype not in ("application/json", "application/yaml", "", "*/*"):
                 raise ApiError(415, "UnsupportedMediaType",
                                f'the body of the request was in an unknown format - accepted media types include: '
                                f'application/json, application/yaml (the sandbox does not decode "{ctype}")')
+        fields = FieldValidation(self.query.get("fieldValidation") or "Warn") \
+            if method in ("POST", "PUT", "PATCH") else None
+        if fields is not None:
+            self._warnings = fields.warnings  # sent with the answer as Warning headers
         if method == "POST":
             if r.name:
                 raise method_not_allowed(rt.group, rt.plural, method)
-            obj = api.create(rt, r.namespace, _loads(body), dry_run=dry)
+            if rt.review:
+                return self._review(rt, r, _loads(body))
+            obj = api.create(rt, r.namespace, _loads(body), dry_run=dry, fields=fields)
             return self._json(201, obj)
+        if rt.review:
+            raise method_not_allowed(rt.group, rt.plural, method)
         if method == "PUT":
             if not r.name:
                 raise method_not_allowed(rt.group, rt.plural, method)
-            obj = api.update(rt, r.namespace, r.name, _loads(body), subresource=r.sub, dry_run=dry)
+            obj = api.update(rt, r.namespace, r.name, _loads(body), subresource=r.sub, dry_run=dry, fields=fields)
             return self._json(200, obj)
         if method == "PATCH":
             if not r.name:
                 raise method_not_allowed(rt.group, rt.plural, method)
             obj = api.patch(rt, r.namespace, r.name, self.headers.get("Content-Type", ""), body,
-                            subresource=r.sub, dry_run=dry)
+                            subresource=r.sub, dry_run=dry, fields=fields)
             return self._json(200, obj)
         if method == "DELETE":
             options = _loads(body) if body.strip() else {}
@@ -397,6 +471,51 @@ class Handler(KeepAliveHandler):
             labels, fields = self._selectors(rt)
             return self._json(200, api.delete_collection(rt, r.namespace or None, labels, fields, options))
         raise method_not_allowed(rt.group, rt.plural, method)
+
+    # ------------------------------------------------------------------ reviews (kubectl auth can-i / whoami)
+
+    def _review(self, rt: ResourceType, r: Route, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}')
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        user = self.user if self.user is not None else User(ADMIN_USER, (ADMIN_GROUP, "system:authenticated"), "")
+        status: dict[str, Any]
+        if rt.kind == "SelfSubjectReview":
+            status = {"userInfo": {"username": user.name, "groups": list(user.groups)}}
+        elif rt.kind == "SelfSubjectRulesReview":
+            ns = str(spec.get("namespace") or "")
+            status = {"resourceRules": user.rules_in(ns),
+                      "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": [f"{p}" for p in PUBLIC_PATHS]
+                                            + [f"{p}/*" for p in PUBLIC_PATHS]}],
+                      "incomplete": False}
+        else:
+            attrs = spec.get("resourceAttributes")
+            non = spec.get("nonResourceAttributes")
+            if isinstance(attrs, dict):
+                res = str(attrs.get("resource") or "")
+                if attrs.get("subresource"):
+                    res += f"/{attrs['subresource']}"
+                allowed = user.allowed(str(attrs.get("group") or ""), res, str(attrs.get("verb") or ""),
+                                       str(attrs.get("namespace") or ""), str(attrs.get("name") or ""))
+            elif isinstance(non, dict):
+                path = str(non.get("path") or "")
+                allowed = user.admin or (str(non.get("verb") or "") == "get" and any(
+                    path == p or path.startswith(p + "/") for p in PUBLIC_PATHS))
+            else:
+                raise ApiError(422, "Invalid", 'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: '
+                               "spec.resourceAttributes: Invalid value: \"null\": exactly one of "
+                               "nonResourceAttributes or resourceAttributes must be specified")
+            status = {"allowed": allowed}
+            if allowed and not user.admin:
+                status["reason"] = (f'RBAC: allowed by RoleBinding "svcbot/{attrs.get("namespace")}" of Role '
+                                    '"svcbot" to ServiceAccount "svcbot/svcbot"') if isinstance(attrs, dict) \
+                    else 'RBAC: allowed by ClusterRoleBinding "system:discovery" of ClusterRole "system:discovery"'
+            elif allowed:
+                status["reason"] = 'RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole ' \
+                                   '"cluster-admin" to Group "system:masters"'
+        answer = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"creationTimestamp": None},
+                  "spec": spec, "status": status}
+        return self._json(201, answer)
 
     # ------------------------------------------------------------------ watch
 
@@ -609,6 +728,11 @@ class Route:
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.rt.group, self.rt.plural, self.sub, self.verb)
+
+
+def _warning_header(text: str) -> str:
+    """RFC 7234 warning as the apiserver writes it: `299 - "unknown field \\"spec.foo\\""`."""
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _with_kind(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:

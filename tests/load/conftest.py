@@ -83,5 +83,5 @@ def _fresh_service(stack: SandboxStack) -> str:
     name = f"fresh-{uuid.uuid4().hex[:8]}"
     for env in ("dev", "staging", "prod"):
         cluster, namespace = stack.kube.env(env)
-        create_deployment(stack.directory / "kubeconfig", f"sandbox-{cluster.name}", namespace, name)
+        create_deployment(stack.directory / "kubeconfig", f"sandbox-{cluster.name}-admin", namespace, name)
     return name

@@ -29,7 +29,7 @@ def test_any_text_is_one_filter_that_finds_its_line(loki: LokiSandbox, text: str
     search = logql.LogSearch(namespace_label="namespace", namespace="property", service_label="app",
                              services=("payment",), grep=text, trace_id=text, level=level)
     end = time.time_ns()
-    client = LokiClient(loki.url)
+    client = LokiClient(loki.url, tenant="ops")
     try:
         streams = client.query_range(logql.log_query(search), start_ns=end - 60_000_000_000, end_ns=end, limit=5000)
     finally:

@@ -15,10 +15,11 @@ from sandbox.loki import LokiSandbox, parse_timestamp
 from sandbox.seed.logs import PROD_DECLINED_TRACE_ID, seed_streams
 
 NS = 1_000_000_000
+TENANT = {"X-Scope-OrgID": "ops"}  # the stand-in requires a tenant, as Loki with auth_enabled does
 
 
 def get(loki: LokiSandbox, path: str, **params: str) -> requests.Response:
-    return requests.get(loki.url + path, params=params, timeout=5)
+    return requests.get(loki.url + path, params=params, headers=TENANT, timeout=5)
 
 
 def query_range(loki: LokiSandbox, query: str, **params: str) -> requests.Response:
@@ -42,16 +43,17 @@ class TestPush:
     def test_push_accepts_json_and_gzip(self, fresh: LokiSandbox) -> None:
         """Loki's JSON push format is accepted with 204, gzipped too."""
         body = {"streams": [{"stream": {"app": "a"}, "values": [[str(time.time_ns()), "one"]]}]}
-        plain = requests.post(fresh.url + "/loki/api/v1/push", json=body, timeout=5)
+        plain = requests.post(fresh.url + "/loki/api/v1/push", json=body, headers=TENANT, timeout=5)
         zipped = requests.post(fresh.url + "/loki/api/v1/push", data=gzip.compress(json.dumps(body).encode()),
-                               headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}, timeout=5)
+                               headers={"Content-Type": "application/json", "Content-Encoding": "gzip", **TENANT},
+                               timeout=5)
         assert (plain.status_code, zipped.status_code) == (204, 204)
         assert fresh.line_count() == 1  # the same entry twice is stored once, as Loki does
 
     def test_a_numeric_timestamp_is_refused(self, fresh: LokiSandbox) -> None:
         """Timestamps must be strings of nanoseconds: a number gets 400 with a plain-text reason."""
         body = {"streams": [{"stream": {"app": "a"}, "values": [[time.time_ns(), "one"]]}]}
-        answer = requests.post(fresh.url + "/loki/api/v1/push", json=body, timeout=5)
+        answer = requests.post(fresh.url + "/loki/api/v1/push", json=body, headers=TENANT, timeout=5)
         assert answer.status_code == 400
         assert answer.headers["Content-Type"].startswith("text/plain")
         assert "timestamp must be a string" in answer.text
@@ -60,7 +62,7 @@ class TestPush:
         """Entries older than 7 days or more than 10 minutes ahead are rejected."""
         for offset, word in ((-8 * 86_400, "too old"), (3600, "too new")):
             body = {"streams": [{"stream": {"app": "a"}, "values": [[str(time.time_ns() + offset * NS), "x"]]}]}
-            answer = requests.post(fresh.url + "/loki/api/v1/push", json=body, timeout=5)
+            answer = requests.post(fresh.url + "/loki/api/v1/push", json=body, headers=TENANT, timeout=5)
             assert (answer.status_code, word in answer.text) == (400, True)
 
     def test_the_seed_is_timestamped_relative_to_now(self) -> None:
@@ -181,7 +183,7 @@ class TestErrors:
         """A stalled stand-in does not answer within the client's timeout."""
         loki.stall(5)
         with pytest.raises(requests.ReadTimeout):
-            requests.get(loki.url + "/loki/api/v1/labels", timeout=(1, 0.3))
+            requests.get(loki.url + "/loki/api/v1/labels", headers=TENANT, timeout=(1, 0.3))
 
     def test_ready(self, loki: LokiSandbox) -> None:
         """/ready answers 200 even while queries are stalled."""

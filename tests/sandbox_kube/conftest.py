@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import kube_helpers
 import pytest
 from kube_helpers import KUBECTL, TIME_SCALE
 from kubernetes import client, config
@@ -26,6 +27,7 @@ def fixture_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxS
 @pytest.fixture(name="kube", scope="session")
 def fixture_kube(stack: SandboxStack):  # type: ignore[no-untyped-def]
     assert stack.kube is not None
+    kube_helpers.trust(stack.kube)  # raw HTTP in the tests: the sandbox's CA, the admin's token
     return stack.kube
 
 
@@ -44,7 +46,7 @@ def fixture_kubectl(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(cache), "KUBECONFIG": str(kubeconfig),
            "KUBECACHEDIR": str(cache / "cache")}
 
-    def run(*args: str, context: str = "sandbox-prod", timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, context: str = "sandbox-prod-admin", timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(KUBECTL), "--context", context, *args], env=env, capture_output=True,
                               text=True, timeout=timeout, check=False)
 
@@ -58,15 +60,15 @@ def _client(kubeconfig: Path, context: str) -> client.ApiClient:
 
 @pytest.fixture(name="nonprod", scope="session")
 def fixture_nonprod(kubeconfig: Path) -> Iterator[client.ApiClient]:
-    """ApiClient of the nonprod cluster (namespaces dev and staging)."""
-    api = _client(kubeconfig, "sandbox-nonprod")
+    """ApiClient of the nonprod cluster (namespaces dev and staging), as the admin."""
+    api = _client(kubeconfig, "sandbox-nonprod-admin")
     yield api
     api.close()
 
 
 @pytest.fixture(name="prod", scope="session")
 def fixture_prod(kubeconfig: Path) -> Iterator[client.ApiClient]:
-    """ApiClient of the prod cluster (namespace prod)."""
-    api = _client(kubeconfig, "sandbox-prod")
+    """ApiClient of the prod cluster (namespace prod), as the admin."""
+    api = _client(kubeconfig, "sandbox-prod-admin")
     yield api
     api.close()

@@ -360,7 +360,8 @@ def test_watch_list_sends_initial_events_then_the_end_bookmark(kube: Any) -> Non
     """sendInitialEvents=true: current objects as ADDED, then a BOOKMARK annotated k8s.io/initial-events-end."""
     url = (f"{kube.cluster('nonprod').url}/apis/apps/v1/namespaces/staging/deployments?watch=true"
            "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1")
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    request = urllib.request.Request(url, headers=kube.admin_headers())
+    with urllib.request.urlopen(request, timeout=10, context=kube.auth.client_context()) as resp:
         events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
     kinds = [e["type"] for e in events]
     added = kinds.index("BOOKMARK")

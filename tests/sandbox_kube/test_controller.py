@@ -144,7 +144,7 @@ def test_progress_deadline_exceeded(nonprod: client.ApiClient, kubectl: Any) -> 
     cond = condition(d, "Progressing")
     assert cond.status == "False"
     assert cond.message == f'ReplicaSet "{new_rs.metadata.name}" has timed out progressing.'
-    result = kubectl("rollout", "status", f"deployment/{name}", "-n", NS, context="sandbox-nonprod")
+    result = kubectl("rollout", "status", f"deployment/{name}", "-n", NS, context="sandbox-nonprod-admin")
     assert result.returncode == 1
     assert f'deployment "{name}" exceeded its progress deadline' in result.stderr
     a.delete_namespaced_deployment(name, NS)

@@ -69,7 +69,7 @@ def test_error_answers(faults: Any, prod: client.ApiClient) -> None:
         client.AppsV1Api(prod).read_namespaced_deployment("payment-api", "prod")
     assert err.value.status == 403
     assert json.loads(err.value.body)["message"] == (
-        'deployments.apps "payment-api" is forbidden: User "system:serviceaccount:svcbot:svcbot" cannot get '
+        'deployments.apps "payment-api" is forbidden: User "kubernetes-admin" cannot get '
         'resource "deployments" in API group "apps" in the namespace "prod"')
 
 

@@ -43,7 +43,7 @@ def test_set_image_rollout_status_and_undo(kubectl: Kubectl) -> None:
     ok(kubectl("rollout", "pause", "deployment/payment-api", *args))
     out = ok(kubectl("set", "image", "deployment/payment-api", "app=registry.example.com/payment:1.4.2", *args))
     assert "image updated" in out
-    status = subprocess.Popen([str(KUBECTL), "--context", "sandbox-prod", "rollout", "status",
+    status = subprocess.Popen([str(KUBECTL), "--context", "sandbox-prod-admin", "rollout", "status",
                                "deployment/payment-api", "--timeout=60s", *args],
                               env=kubectl.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # type: ignore[attr-defined]
     try:
@@ -73,7 +73,7 @@ def test_set_image_rollout_status_and_undo(kubectl: Kubectl) -> None:
 
 
 def create_deployment(kubectl: Kubectl, tmp: Path, name: str, image: str, replicas: int, namespace: str,
-                      context: str = "sandbox-prod") -> None:
+                      context: str = "sandbox-prod-admin") -> None:
     """What `kubectl create deployment` makes (that verb sends protobuf, which the sandbox does not decode)."""
     manifest = tmp / f"{name}.yaml"
     manifest.write_text(
@@ -88,13 +88,15 @@ def test_plain_rollout_of_a_created_deployment(kubectl: Kubectl, tmp_path: Path)
     """`kubectl create -f`, then set image and rollout status without pausing."""
     name = unique("web")
     args = ("-n", "staging")
-    create_deployment(kubectl, tmp_path, name, "registry.example.com/payment:1.4.1", 3, "staging", "sandbox-nonprod")
-    ok(kubectl("rollout", "status", f"deployment/{name}", "--timeout=60s", *args, context="sandbox-nonprod"))
+    create_deployment(kubectl, tmp_path, name, "registry.example.com/payment:1.4.1", 3, "staging",
+                      "sandbox-nonprod-admin")
+    ok(kubectl("rollout", "status", f"deployment/{name}", "--timeout=60s", *args, context="sandbox-nonprod-admin"))
     ok(kubectl("set", "image", f"deployment/{name}", "payment=registry.example.com/payment:1.4.3", *args,
-               context="sandbox-nonprod"))
-    out = ok(kubectl("rollout", "status", f"deployment/{name}", "--timeout=60s", *args, context="sandbox-nonprod"))
+               context="sandbox-nonprod-admin"))
+    out = ok(kubectl("rollout", "status", f"deployment/{name}", "--timeout=60s", *args,
+                     context="sandbox-nonprod-admin"))
     assert out.strip().endswith(f'deployment "{name}" successfully rolled out')
-    ok(kubectl("delete", "deployment", name, *args, context="sandbox-nonprod"))
+    ok(kubectl("delete", "deployment", name, *args, context="sandbox-nonprod-admin"))
 
 
 def test_rollout_status_on_a_missing_tag_never_completes(kubectl: Kubectl, tmp_path: Path) -> None:
@@ -144,8 +146,8 @@ def test_logs_describe_and_apply(kubectl: Kubectl, tmp_path: Path) -> None:
     assert "Exit Code:    1" in described
     manifest = tmp_path / "cm.yaml"
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied}\ndata: {a: '1'}\n")
-    assert "created" in ok(kubectl("apply", "-f", str(manifest), "-n", "dev", context="sandbox-nonprod"))
+    assert "created" in ok(kubectl("apply", "-f", str(manifest), "-n", "dev", context="sandbox-nonprod-admin"))
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied}\ndata: {a: '2'}\n")
-    assert "configured" in ok(kubectl("apply", "-f", str(manifest), "-n", "dev", context="sandbox-nonprod"))
-    data = ok(kubectl("get", "cm", "applied", "-n", "dev", "-o", "jsonpath={.data.a}", context="sandbox-nonprod"))
+    assert "configured" in ok(kubectl("apply", "-f", str(manifest), "-n", "dev", context="sandbox-nonprod-admin"))
+    data = ok(kubectl("get", "cm", "applied", "-n", "dev", "-o", "jsonpath={.data.a}", context="sandbox-nonprod-admin"))
     assert data == "2"
