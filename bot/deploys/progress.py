@@ -112,16 +112,16 @@ class TerminalSink:
         self.emit(start_line(run))
 
     def step(self, run: Snapshot, step: StepRecord, state: StepState) -> None:
-        self.emit(step_line(run, step, state))
-        if state is StepState.FAILED and step.output_tail.strip():
-            for line in step.output_tail.splitlines()[-10:]:
-                self.emit(f"    | {line}")
+        # A failed step is marked here; what failed, and the step's output, are said once, by the answer
+        # that follows the run (the terminal waits for it).
+        line = step_line(run, step, state)
+        self.emit(line.removesuffix(f": {step.error}") + " (see below)" if state is StepState.FAILED else line)
 
     def note(self, run: Snapshot, step: StepRecord, text: str) -> None:
         self.emit(note_line(run, step, text))
 
     def finished(self, run: Snapshot) -> None:
-        self.emit(final_line(run))
+        """Nothing: the answer printed right after the run is its outcome."""
 
 
 class LogSink:
