@@ -356,7 +356,8 @@ class Deploys:
         store = self.store()
         request = store.request(request_id)
         if user != request.requester and not policy.check(request.kind, (request.env,), user).allowed:
-            raise Forbidden(f"only the requester ({request.requester}) or someone allowed to {request.kind} "
+            requester = approvals.mention(request.requester)
+            raise Forbidden(f"only the requester ({requester}) or someone allowed to {request.kind} "
                             f"in {request.env} may cancel {request.id}")
         if request.state in (State.PENDING, State.APPROVED):
             return self._withdraw(request, user)

@@ -98,7 +98,7 @@ class TestApprovalRequired:
         assert isinstance(pending, DeployPendingReply)
         refused = _run(runtime, f"cancel {pending.request_id}", user="U0MALLORY")
         assert refused.outcome is Outcome.USER_ERROR
-        assert "only the requester" in render_reply(refused)
+        assert "only the requester (@U0ALICE)" in render_reply(refused)  # users shown one way: @U...
         cancelled = _run(runtime, f"cancel {pending.request_id}")
         assert isinstance(cancelled, CancelReply)
         assert cancelled.state == "CANCELLED"
