@@ -31,7 +31,8 @@ from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
 from bot.core import acks, metrics
-from bot.core.errors import UserError
+from bot.core.catalog import missing_profile_dirs
+from bot.core.errors import CatalogError, UserError
 from bot.deploys import approvals, background
 from bot.deploys.background import BackgroundWork
 from bot.runtime import Runtime, build_runtime
@@ -339,6 +340,10 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
 
     if runtime is None:
         runtime = build_runtime(catalog, resolve_user_group=resolve_user_group)
+        # `svcbot check` only warns (CI may not have the profiles); a bot without them cannot diff.
+        if missing := missing_profile_dirs(runtime.catalog):
+            runtime.close()
+            raise CatalogError(missing)
     app_token = env.get("SLACK_APP_TOKEN")
     signing_secret = env.get("SLACK_SIGNING_SECRET")
     if not app_token and not signing_secret:
