@@ -465,17 +465,17 @@ class KubeClient:
         refusals (pod not found, RBAC, cluster down) raise.
         """
         target = ResourceRef("get", "pods/proxy", "", "pod", namespace, pod)
-        api = self._api("CoreV1Api")
         # The generated client percent-encodes the path parameter, slashes included, so it is sent
         # without the leading slash (see reference/kubernetes.md section 4).
         relative = path.lstrip("/")
         started = time.monotonic()
         with deadlines.total_deadline(self._total(deadline)):
-            return self._pod_http_get(api, target, port, path, relative=relative, started=started, deadline=deadline)
+            return self._pod_http_get(target, port, path, relative=relative, started=started, deadline=deadline)
 
-    def _pod_http_get(self, api: Any, target: ResourceRef, port: int, path: str, *, relative: str, started: float,
+    def _pod_http_get(self, target: ResourceRef, port: int, path: str, *, relative: str, started: float,
                       deadline: float | None) -> PodHttpResponse:
         pod, namespace = target.name, target.namespace
+        api = self._api("CoreV1Api")  # here, beside its call: the RBAC test reads the two together
         try:
             response = self._call(target, lambda t: api.connect_get_namespaced_pod_proxy_with_path(
                 name=f"{pod}:{port}", namespace=namespace, path=relative, _preload_content=False,
