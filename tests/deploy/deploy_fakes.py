@@ -23,6 +23,7 @@ class MemoryLocker:
         self.holders: dict[tuple[str, str], str] = {}
         self.released: list[str] = []
         self.renewals = 0
+        self.handed_out: dict[str, MemoryLock] = {}  # run id -> the lock its run got (to take it away)
         self._lock = threading.Lock()
 
     def acquire(self, plan: Plan, run_id: str, user: str) -> MemoryLock:
@@ -32,7 +33,13 @@ class MemoryLocker:
             if holder is not None:
                 raise Conflict(f"{plan.service} is already being deployed in {plan.env}: {holder} holds it")
             self.holders[key] = f"{user} (run {run_id})"
-        return MemoryLock(self, key, run_id)
+            lock = self.handed_out[run_id] = MemoryLock(self, key, run_id)
+        return lock
+
+    def release(self, key: tuple[str, str], run_id: str) -> None:
+        with self._lock:
+            self.holders.pop(key, None)
+            self.released.append(run_id)
 
 
 class MemoryLock:
@@ -48,9 +55,7 @@ class MemoryLock:
             raise Conflict("someone else holds it now")
 
     def release(self) -> None:
-        with self.locker._lock:
-            self.locker.holders.pop(self.key, None)
-            self.locker.released.append(self.run_id)
+        self.locker.release(self.key, self.run_id)
 
 
 GATES: dict[str, threading.Event] = {}  # fake steps with {"gate": name} wait until the test sets it

@@ -9,6 +9,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -27,11 +28,15 @@ from commands import registry
 from sandbox.slack import SlackSandbox, sign_request
 
 RELEASE = threading.Event()
+STALLED_RUNNING = threading.Event()
+DEADLINE = 3.0  # seconds: the command deadline of this module's catalog
+ACK_DEADLINE = 3.0  # seconds: Slack's own limit for acknowledging a slash command
 
 
 def stalled_run(_args: argparse.Namespace, invocation: Invocation) -> Reply:
-    """Stands in for a verb whose backend does not answer."""
-    RELEASE.wait(5)
+    """Stands in for a verb whose backend does not answer (until the test is over)."""
+    STALLED_RUNNING.set()
+    RELEASE.wait(60)
     return Message(title="too late")
 
 
@@ -47,9 +52,9 @@ def _slack() -> Iterator[SlackSandbox]:
 
 @pytest.fixture(name="catalog_path")
 def _catalog_path(example_catalog_path: Path, tmp_path: Path) -> Path:
-    """The example catalog with a 1 s command deadline."""
+    """The example catalog with a short command deadline."""
     raw = yaml.safe_load(example_catalog_path.read_text())
-    raw["settings"]["command_deadline"] = "1s"
+    raw["settings"]["command_deadline"] = f"{DEADLINE:g}s"
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -76,11 +81,24 @@ def _http_bot(slack: SlackSandbox, catalog_path: Path) -> Iterator[bot_app.Runni
     RELEASE.set()
     running.stop(grace=2)
     RELEASE.clear()
+    STALLED_RUNNING.clear()
 
 
 def events_url(running: bot_app.Running) -> str:
     assert running.events_server is not None
     return f"http://127.0.0.1:{running.events_server.port}/slack/events"
+
+
+def response_id(body: str) -> str:
+    """The id of a slash command's response_url at the sandbox (Call.target of the posts to it)."""
+    return parse_qs(body)["response_url"][0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def answered(slack: SlackSandbox, body: str, timeout: float = 30) -> dict[str, object]:
+    """The first accepted post to this slash command's response_url."""
+    rid = response_id(body)
+    return slack.wait_for("response_url", timeout=timeout,
+                          predicate=lambda call: call.target == rid and call.status == 200)[0].args
 
 
 def get(url: str) -> tuple[int, str]:
@@ -98,7 +116,7 @@ class TestHttpMode:
         started = time.monotonic()
         status, _ = slack.post(events_url(http_bot), body, headers)
         assert status == 200
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < ACK_DEADLINE
         post = slack.wait_for("response_url", timeout=5)[0]
         assert post.args["response_type"] == "ephemeral"
         assert "/svc help [verb]" in json.dumps(post.args["blocks"])
@@ -115,8 +133,17 @@ class TestHttpMode:
             body, headers = slack.slash_command_request("help", timestamp=int(time.time()) - 6 * 60)
         status, _ = slack.post(events_url(http_bot), body, headers)
         assert status == 401
-        time.sleep(0.3)
-        assert slack.response_posts() == []
+        # A command the bot accepted is queued before its ack is sent, and the workers take commands in
+        # order. So once a good command sent after the refused one is answered and no worker is busy, the
+        # refused one would have been answered too, had it been taken: only the good one's answer is there.
+        good, good_headers = slack.slash_command_request("help")
+        assert slack.post(events_url(http_bot), good, good_headers)[0] == 200
+        answered(slack, good)
+        deadline = time.monotonic() + 30
+        while http_bot.bot.pool.busy:
+            assert time.monotonic() < deadline, "a worker is still busy"
+            time.sleep(0.01)
+        assert [call.target for call in slack.response_posts()] == [response_id(good)]
 
     def test_usage_error_answered_in_the_ack(self, slack: SlackSandbox, http_bot: bot_app.Running) -> None:
         """An unknown verb needs no backend: the ack itself carries the ephemeral error."""
@@ -133,13 +160,19 @@ class TestHttpMode:
         help_body, help_headers = slack.slash_command_request("help")
         started = time.monotonic()
         assert slack.post(events_url(http_bot), stalled_body, stalled_headers)[0] == 200
+        assert time.monotonic() - started < ACK_DEADLINE
+        assert STALLED_RUNNING.wait(30), "the stalled verb never ran"
+        asked = time.monotonic()
         assert slack.post(events_url(http_bot), help_body, help_headers)[0] == 200
-        assert time.monotonic() - started < 2.0
-        first = slack.wait_for("response_url", timeout=5)[0]
-        assert "/svc help [verb]" in json.dumps(first.args)
-        posts = slack.wait_for("response_url", count=2, timeout=5)
-        assert "no answer within the command deadline (1s)" in posts[1].args["text"]
-        assert time.monotonic() - started < 4.0
+        assert time.monotonic() - asked < ACK_DEADLINE
+        assert "/svc help [verb]" in json.dumps(answered(slack, help_body))
+        stalled = answered(slack, stalled_body)
+        assert "no answer within the command deadline (3s)" in str(stalled["text"])
+        # Meanwhile: help's answer came first, while the stalled command was still waiting for its verb (stuck
+        # until the test ends), not after the stalled command gave up at its deadline.
+        assert [call.target for call in slack.response_posts()] == [response_id(help_body),
+                                                                    response_id(stalled_body)]
+        assert time.monotonic() - started < DEADLINE + 3.0  # at its deadline, not when the verb gives up
 
     def test_health_endpoints(self, slack: SlackSandbox, http_bot: bot_app.Running) -> None:
         """/healthz and /readyz answer 200, /metrics counts commands by verb and outcome."""
@@ -196,7 +229,7 @@ class TestSocketMode:
         client.auto_reconnect_enabled = False
         slack.disconnect_all("close")
         base = f"http://127.0.0.1:{socket_bot.health_server.port}"
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and get(base + "/readyz")[0] == 200:
             time.sleep(0.05)
         assert get(base + "/readyz") == (503, "slack connection down\n")

@@ -22,7 +22,10 @@ from bot.slack import serving as bot_app
 from sandbox.slack import Call, SlackSandbox
 
 DEADLINE = 3.0  # seconds: the command deadline of the test catalogs (short, so stalls end quickly)
-SLACK_MARGIN = 1.5  # seconds allowed on top of the deadline for rendering and the response_url post
+# Seconds allowed on top of the deadline for rendering and the response_url post: generous, so a busy 2-core
+# machine passes, and still far below what a stall would cost (the sandbox's stalls last 30 s).
+SLACK_MARGIN = 3.0
+ACK_DEADLINE = 3.0  # seconds: Slack's own limit for acknowledging a slash command or an envelope
 # A stalled cluster: the command stops waiting at its deadline, or the client's own timeout (fitted to the
 # same deadline) fires first; either way the answer says prod did not answer.
 NO_ANSWER = re.compile(r"cluster prod did not answer within \d+s|cluster prod unreachable: no answer within \d")

@@ -19,52 +19,66 @@ def timed(call: object) -> float:
 
 
 def test_no_acks_no_wait() -> None:
-    tracker = AckTracker(max_yield=5.0, quiet=0.05)
-    assert timed(tracker.yield_to_acks) < 0.01
+    """With no ack ever, a seam goes on at once: not after the quiet period (5 s), nor the cap (60 s)."""
+    tracker = AckTracker(max_yield=60.0, quiet=5.0)
+    assert timed(tracker.yield_to_acks) < 2.5  # half the quiet period: however busy the machine, not a wait
 
 
 def test_waits_for_acks_in_flight_and_the_quiet_after() -> None:
     """A seam reached during an ack goes on only once it is written and no other followed within `quiet`."""
-    tracker = AckTracker(max_yield=5.0, quiet=0.1)
+    tracker = AckTracker(max_yield=60.0, quiet=0.1)
     tracker.begin()
-    ended = threading.Timer(0.3, tracker.end)
-    ended.start()
+    ended_at: list[float] = []
+
+    def end() -> None:
+        ended_at.append(time.monotonic())  # noted before the end, so a seam let go by it sees the note
+        tracker.end()
+
+    ending = threading.Timer(0.3, end)
+    ending.start()
     try:
         waited = timed(tracker.yield_to_acks)
+        went_on, ack_ended = time.monotonic(), list(ended_at)
     finally:
-        ended.join()
-    assert 0.35 <= waited < 2.0  # 0.3 s of ack, then the 0.1 s quiet period
+        ending.join()
+    assert ack_ended, "the seam went on while the ack was still in flight"
+    assert went_on - ack_ended[0] >= 0.1  # and not before the quiet period after it
+    assert waited < 30.0  # let go by the ack's end, not by the cap (60 s)
     assert tracker.in_flight() == 0
 
 
 def test_a_burst_keeps_work_waiting_but_never_past_the_cap() -> None:
     """Acks arriving one after another hold a seam for the burst, and for no longer than `max_yield`."""
-    tracker = AckTracker(max_yield=0.5, quiet=0.1)
+    # The gaps between acks (20 ms) are far shorter than `quiet` (5 s), so the burst never ends by itself
+    # while the seam waits, however the threads are scheduled: only the cap can let the seam go.
+    tracker = AckTracker(max_yield=0.5, quiet=5.0)
     stop = threading.Event()
+    first = threading.Event()
 
     def burst() -> None:
         while not stop.is_set():
             with tracker.acking():
+                first.set()
                 time.sleep(0.01)
-            time.sleep(0.02)  # shorter than `quiet`: still one burst
+            time.sleep(0.02)
 
     sender = threading.Thread(target=burst)
     sender.start()
     try:
-        time.sleep(0.05)
+        assert first.wait(30), "the burst did not start"
         waited = timed(tracker.yield_to_acks)
     finally:
         stop.set()
         sender.join()
-    assert 0.45 <= waited < 2.0
+    assert 0.5 <= waited < 4.0  # the whole cap, then on: not until the burst's quiet (5 s after it ends)
 
 
 def test_an_ack_that_never_ends_stops_counting() -> None:
     """An ack whose end was lost (a dropped connection) stops holding work once Slack's window has passed."""
-    tracker = AckTracker(max_yield=5.0, quiet=0.01, window=0.2)
+    tracker = AckTracker(max_yield=60.0, quiet=0.01, window=0.2)
     tracker.begin()
     assert tracker.in_flight() == 1
-    assert timed(tracker.yield_to_acks) < 1.0
+    assert timed(tracker.yield_to_acks) < 30.0  # let go when the window passed, not by the cap (60 s)
     assert tracker.in_flight() == 0
 
 

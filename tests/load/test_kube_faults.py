@@ -5,11 +5,10 @@ what went wrong, within the command's deadline, and no command goes unanswered."
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
-from load_world import DEADLINE, NO_ANSWER, SLACK_MARGIN, HttpBot, Sent
+from load_world import ACK_DEADLINE, DEADLINE, NO_ANSWER, SLACK_MARGIN, HttpBot, Sent, wait_until
 
 from sandbox.stack import SandboxStack
 
@@ -23,8 +22,9 @@ SPECIFIC = {
 
 
 def assert_acked_at_once(sent: Sent) -> None:
+    """Acked, and within Slack's limit (at once, whatever the cluster does)."""
     assert sent.status == 200
-    assert sent.ack_seconds < 1.0
+    assert sent.ack_seconds < ACK_DEADLINE
 
 
 @pytest.mark.parametrize("mode", ["500", "403", "down"])
@@ -85,9 +85,10 @@ def test_connections_dropped_mid_request(stack: SandboxStack, start_bot: Callabl
     assert stack.kube is not None
     prod = stack.kube.cluster("prod")
     prod.faults.set(mode="stall", seconds=30)
+    held = prod.faults.hits
     sent = bot.send("status payment prod")
     assert_acked_at_once(sent)
-    time.sleep(0.3)  # the command's requests are now held by the stalled server
+    wait_until(lambda: prod.faults.hits > held, what="the command's requests held by the stalled server")
     prod.faults.set(mode="down")
     text, seconds = bot.answer_text(sent)
     assert "cluster prod unreachable" in text
@@ -116,8 +117,10 @@ def test_burst_under_faults_loses_nothing(stack: SandboxStack, start_bot: Callab
         thread.join(30)
     assert len(sent) == 30
     assert all(one.status == 200 for one in sent)
-    assert max(one.ack_seconds for one in sent) < 2.0
+    assert max(one.ack_seconds for one in sent) < ACK_DEADLINE
     for one in sent:
         bot.wait_answer(one, timeout=DEADLINE * 4)
-    time.sleep(0.3)  # a second answer to any command would have arrived by now
+    # A command is answered by the worker that runs it: once every command was answered and no worker is
+    # busy, every command's work is over, and no second answer can still come.
+    wait_until(lambda: bot.running.bot.pool.busy == 0, what="every worker done")
     assert sorted(len(bot.answers(one)) for one in sent) == [1] * 30

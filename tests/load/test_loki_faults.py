@@ -52,12 +52,15 @@ def test_loki_breaker_fails_fast(loki: LokiSandbox, start_bot: Callable[..., Htt
     bot = start_bot()
     loki.fail_next(503, times=100)
     first, _ = bot.answer_text(bot.send(LOGS))
-    second, _ = bot.answer_text(bot.send(LOGS))
+    bot.answer_text(bot.send(LOGS))  # more failures (or already the breaker's answer)
     assert "is unavailable (503" in first
+    assert bot.metric("svcbot_circuit_state", 'backend="Loki"') == 2  # open after those failures
+    asked_before = len(loki.requests_to(QUERY_RANGE))
     sent = bot.send(LOGS)
     text, seconds = bot.answer_text(sent)
-    assert "Loki unreachable since" in second + text
-    assert seconds < 1.0
+    assert "Loki unreachable since" in text
+    assert len(loki.requests_to(QUERY_RANGE)) == asked_before  # answered by the breaker, Loki not asked
+    assert seconds < DEADLINE
     assert bot.metric("svcbot_circuit_state", 'backend="Loki"') == 2
     status, _ = bot.answer_text(bot.send("status payment staging"))
     assert "payment-api" in status

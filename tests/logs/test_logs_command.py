@@ -238,8 +238,11 @@ class TestLokiTrouble:
         reply = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal", follow_runs=True)
         elapsed = time.monotonic() - started
         assert isinstance(reply, Message)
+        # Loki named by the verb itself, so before the deadline (a verb still waiting at the deadline is
+        # answered by the dispatcher: "no answer within the command deadline").
         assert "did not answer within" in reply.title
-        assert elapsed < 2.0
+        assert "no answer within the command deadline" not in reply.title
+        assert elapsed < 2.0 + 3.0  # room for a busy machine, far from the 30 s stall
 
     def test_loki_down_is_reported_and_other_verbs_still_work(self, make_runtime: Callable[..., Runtime]) -> None:
         """A Loki nobody listens on: the log verbs say so; help still answers."""
@@ -256,8 +259,25 @@ class TestLokiTrouble:
         assert reply.outcome is Outcome.USER_ERROR
         assert reply.title.startswith("Loki is not configured in the catalog")
 
-    def test_the_client_is_built_once_and_lazily(self, runtime: Runtime) -> None:
-        """Building the runtime does not touch Loki; the first log verb builds one shared client."""
-        assert runtime.backends._loki_client is None
-        first = runtime.backends.loki()
-        assert runtime.backends.loki() is first
+    def test_the_client_is_built_once_and_lazily(self, make_runtime: Callable[..., Runtime], loki: LokiSandbox,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+        """Building the runtime does not touch Loki; the first log verb builds one shared client.
+
+        The client takes its credentials from the environment when it is built, so the token its requests
+        carry tells when that was: set after the runtime was built, it is used (built lazily, at the first
+        verb); removed after that verb, it is still used (the same client, built once)."""
+        before = len(loki.seen)
+        runtime = make_runtime(loki.url)
+        assert len(loki.seen) == before  # building the runtime asked Loki nothing
+        monkeypatch.setenv("SVCBOT_LOKI_TOKEN", "token-set-after-start")
+        first = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal", follow_runs=True)
+        assert isinstance(first, LogsReply)
+        after_first = len(loki.seen)
+        assert after_first > before
+        assert {seen.auth for seen in loki.seen[before:after_first]} == {"bearer"}
+        monkeypatch.delenv("SVCBOT_LOKI_TOKEN")
+        second = runtime.dispatcher.execute("logs orders staging", "U0ALICE", source="terminal", follow_runs=True)
+        assert isinstance(second, LogsReply)
+        assert len(loki.seen) > after_first
+        assert {seen.auth for seen in loki.seen[after_first:]} == {"bearer"}
+        assert runtime.backends.loki() is runtime.backends.loki()

@@ -7,7 +7,9 @@
     replica.py serve URL [--run] [--interval S]      background work (leader election, recovery, expiry),
                                                      and with --run a deploy run that never ends by itself
 
-Every process prints JSON lines on stdout: {"event": ...}. The tests read them.
+Every process prints JSON lines on stdout: {"event": ...}. The tests read them. `serve` prints "leading" or
+"following" when that changes, and a "tick" after background rounds: how many are done, whether it leads,
+how often each job ran, and the wall-clock time.
 """
 
 from __future__ import annotations
@@ -106,10 +108,14 @@ def serve(args: argparse.Namespace) -> None:
         engine.start(request.id)
         say("started", id=request.id)
     leading: bool | None = None
+    ticks = 0
     while not stop.wait(0.02):
         if work.ticks and work.leading != leading:
             leading = work.leading
             say("leading" if leading else "following", at=time.time())
+        if work.ticks != ticks:
+            ticks = work.ticks
+            say("tick", ticks=ticks, leading=work.leading, runs=dict(work.runs), at=time.time())
     work.stop()
     if engine is not None:
         engine.shutdown(0.5)

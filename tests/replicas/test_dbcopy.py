@@ -14,7 +14,7 @@ from pathlib import Path
 from postgres_support import postgres_schema
 from replica_world import pending_request
 
-from bot.deploys.store import Owner, Snapshot, State, StepSpec, StepState, Store
+from bot.deploys.store import SCHEMA_VERSION, Owner, Snapshot, State, StepSpec, StepState, Store
 
 STEPS = [StepSpec("deploy", "set_image", "set image"), StepSpec("deploy", "wait_rollout", "wait")]
 
@@ -64,7 +64,7 @@ def test_upgrade_migrates_once_and_says_so(tmp_path: Path) -> None:
     location = f"sqlite:///{tmp_path}/new.db"
     first = svcbot("upgrade", "--db", location)
     assert (first.code, first.err) == (0, "")
-    assert first.out == f"SQLite at {tmp_path}/new.db: schema version 0 -> 1\n"
+    assert first.out == f"SQLite at {tmp_path}/new.db: schema version 0 -> {SCHEMA_VERSION}\n"
     assert "up to date" in svcbot("upgrade", "--db", location).out
 
 
@@ -74,7 +74,7 @@ def test_upgrade_on_postgres_uses_svcbot_db() -> None:
         done = svcbot("upgrade", env={"SVCBOT_DB": url})
         assert done.code == 0, done.err
         assert "PostgreSQL at" in done.out
-        assert "schema version 0 -> 1" in done.out
+        assert f"schema version 0 -> {SCHEMA_VERSION}" in done.out
         password = url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
         assert not password or password not in done.out + done.err
 

@@ -82,8 +82,11 @@ def test_one_leader_at_a_time_and_the_other_takes_over_when_it_is_killed(
     first.wait_for("leading")
     second = replicas("serve", pg_url)
     second.wait_for("following")
-    time.sleep(5 * INTERVAL)  # several ticks of both: the follower keeps following
-    assert "leading" not in second.said()
+    for replica in (first, second):  # several rounds of both, each checking the lead
+        ticks = replica.wait_for("tick")["ticks"]
+        replica.wait_for("tick", where=lambda event, ticks=ticks: event["ticks"] >= ticks + 5)
+    assert "leading" not in second.said()  # the follower kept following all along
+    assert not any(event["leading"] for event in second.events if event["event"] == "tick")
     first.kill()
     killed_at = time.monotonic()
     took_over = second.wait_for("leading", timeout=10)
@@ -110,9 +113,13 @@ def test_a_killed_replicas_run_is_interrupted_by_the_other_within_the_heartbeat_
     b.wait_for("leading")
     a = replicas("serve", pg_url, "--run", "--stale-after", str(STALE_AFTER), "--heartbeat", str(HEARTBEAT))
     run_id = a.wait_for("started")["id"]
+    run_started = time.time()  # (a moment after it did)
     a.wait_for("following")
     store = Store.open(pg_url, recover=False)
-    time.sleep(2 * STALE_AFTER)  # the leader sweeps many times meanwhile
+    # The leader sweeps for dead runs every round; wait for its rounds to go well past the window a run
+    # without heartbeats gets (twice stale_after since the run started), A's run alive all along.
+    b.wait_for("tick", timeout=30,
+               where=lambda event: event["leading"] and event["at"] >= run_started + 2 * STALE_AFTER)
     alive = store.snapshot(run_id)
     assert alive.state is State.RUNNING, alive.request.reason
     assert alive.run is not None
