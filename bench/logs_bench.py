@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bot.core.catalog import DEFAULT_SECRET_KEY_PATTERNS  # noqa: E402
 from bot.insight import logql  # noqa: E402
 from bot.insight.logs import LevelSeries, log_line  # noqa: E402
+from bot.insight.secrets import mask_text  # noqa: E402
 from bot.render import slack  # noqa: E402
 from bot.render import text as text_render  # noqa: E402
 from bot.render.views import to_document  # noqa: E402
@@ -82,6 +83,9 @@ def rendering(rounds: int) -> dict[str, float]:
                       series=(LevelSeries("error", tuple(range(30))), LevelSeries("info", tuple(range(30)))),
                       bucket_seconds=120, first_bucket_end_ns=end - 29 * 120 * 10**9, public=True)
     lines_time, _ = measure("Loki entries -> masked lines (command work)", build_lines, rounds)
+    raw = [line for _, line in entries]
+    mask_time, _ = measure("masking alone, the whole JSON line", lambda: [mask_text(line) for line in raw], rounds)
+    print(f"  masking per line: {mask_time / LINES * 1e6:.1f} µs (goal: under 20 µs)")
     doc_time, _ = measure("reply -> document (view, attachment text)", lambda: to_document(reply), rounds)
     slack_time, slack_peak = measure("reply -> Block Kit (view + slack renderer)",
                                      lambda: slack.render(to_document(reply)), rounds)
@@ -89,6 +93,7 @@ def rendering(rounds: int) -> dict[str, float]:
                            lambda: text_render.render(to_document(reply)), rounds)
     print(f"  per line (Block Kit path): {slack_time / LINES * 1e6:.1f} µs; view share {doc_time / slack_time:.0%}")
     return {f"{LINES} Loki entries -> masked lines (ms)": lines_time * 1000,
+            "masking per line, whole JSON line (µs)": mask_time / LINES * 1e6,
             f"{LINES}-line reply -> Block Kit (ms)": slack_time * 1000,
             f"{LINES}-line reply -> Block Kit peak (MiB)": slack_peak,
             f"{LINES}-line reply -> terminal text (ms)": text_time * 1000,

@@ -101,6 +101,22 @@ class TestMaskText:
             assert secret not in masked
         assert "postgres://" in masked
 
+    def test_every_token_kind_is_masked_wherever_it_stands(self) -> None:
+        """Each token format is masked inside a longer line as alone (masking skips the passes a line cannot
+        need: this pins that none is skipped wrongly)."""
+        tokens = ["xoxb-123456789012-abcdefghij", "xapp-1-A0123456789-abcdef", "bearer abcdefgh12345678",
+                  "Basic dXNlcjpwYXNzd29yZA==", "Token 0123456789abcdef", "eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl",
+                  "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a1" * 18, "sk_live_0123456789abcdefXYZ"]
+        for token in tokens:
+            secret = token.split()[-1][-8:]
+            for line in (token, f'{{"msg": "calling api with {token} now", "level": "info"}}'):
+                assert secret not in mask_text(line), (token, mask_text(line))
+
+    def test_anchored_catalog_patterns_still_mask(self) -> None:
+        """A catalog pattern with an anchor (`^token$`) matches the key, not the whole line: still masked."""
+        assert mask_text("retry=1 token=s3cr3tvalue level=info", ("^token$",)) == "retry=1 token=••• level=info"
+        assert mask_text("tokenizer=fast", ("^token$",)) == "tokenizer=fast"
+
     def test_placeholders_and_trace_ids_stay(self) -> None:
         """Placeholders are references and trace ids are not secrets: both stay readable by default."""
         text = "password=${DB_PASSWORD} trace_id=4bf92f3577b34da6a3ce929d0e0e4736"
