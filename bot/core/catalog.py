@@ -10,9 +10,10 @@ problem is reported at once, each with its YAML path:
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,24 +44,60 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 VarName = Annotated[str, StringConstraints(pattern=VAR_PATTERN)]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# The most any duration key may say, whatever its own maximum: far below what Python's clocks, waits and
+# timedeltas overflow on (`99999999999d` used to load, then every command failed with OverflowError).
+MAX_DURATION = 366 * 86400.0
+# Each duration key's own maximum (docs/design-notes.md lists them): longer is a mistake, not a wish.
+MAX_COMMAND_DEADLINE = 600.0  # settings.command_deadline: 10m (Slack's response_url lives 30 minutes)
+MAX_LOKI_TIMEOUT = 600.0  # loki.timeout: 10m (cut to the command deadline anyway)
+MAX_APPROVAL_EXPIRES = 7 * 86400.0  # access.rules.*.approval.expires: 7d
+MAX_STEP_TIMEOUT = 86400.0  # every step's timeout and wait_rollout.unready_for: 24h
 
 
-def parse_duration(value: object) -> float:
-    """'20s', '10m', '1.5h', '2d', '250ms' or a number of seconds -> seconds (float, > 0)."""
+def show_duration(seconds: float) -> str:
+    """600.0 -> '10m', 7200.0 -> '2h', 604800.0 -> '7d' (the largest unit that divides it)."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_duration(value: object, maximum: float = MAX_DURATION) -> float:
+    """'20s', '10m', '1.5h', '2d', '250ms' or a number of seconds -> seconds (float, > 0, <= maximum)."""
     if isinstance(value, bool):
         raise ValueError("a duration like 30s, 10m, 1h or 2d")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        else:
+            raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 10m, 1h, 2d)")
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if math.isnan(seconds):
         raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 10m, 1h, 2d)")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
+    if seconds > maximum:
+        if isinstance(value, str):
+            shown = _shown(value.strip(), 24)
+        else:
+            shown = f"{seconds:g} seconds" if math.isfinite(seconds) else "that many seconds"
+        raise ValueError(f"{shown} is longer than this key allows (at most {show_duration(maximum)})")
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def _duration_at_most(maximum: float) -> Callable[[object], float]:
+    def parse(value: object) -> float:
+        return parse_duration(value, maximum)
+    return parse
+
+
+CommandDeadline = Annotated[float, BeforeValidator(_duration_at_most(MAX_COMMAND_DEADLINE))]
+LokiTimeout = Annotated[float, BeforeValidator(_duration_at_most(MAX_LOKI_TIMEOUT))]
+ApprovalExpiry = Annotated[float, BeforeValidator(_duration_at_most(MAX_APPROVAL_EXPIRES))]
+StepDuration = Annotated[float, BeforeValidator(_duration_at_most(MAX_STEP_TIMEOUT))]
 
 
 def _stringify(value: object) -> object:
@@ -88,7 +125,7 @@ class RateLimit(_Model):
 
 class Settings(_Model):
     default_env: Name = "prod"
-    command_deadline: Duration = 20.0
+    command_deadline: CommandDeadline = 20.0
     rate_limit: RateLimit = RateLimit()
     approvals_channel: str | None = None
     # A Monday incident is 200 `/svc status payment` from 50 people at once: 16 workers (commands mostly wait
@@ -121,7 +158,7 @@ class Loki(_Model):
     labels: LokiLabels = LokiLabels()
     grafana_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
     datasource_uid: str | None = None
-    timeout: Duration = 10.0
+    timeout: LokiTimeout = 10.0
 
 
 class Secrets(_Model):
@@ -159,7 +196,7 @@ class Approval(_Model):
     approvers: tuple[str, ...]
     quorum: Annotated[int, Field(ge=1, le=10)] = 1
     self_approval: bool = False
-    expires: Duration = 1800.0
+    expires: ApprovalExpiry = 1800.0
 
 
 class Rule(_Model):
@@ -180,14 +217,14 @@ class RunStep(_Model):
     argv: tuple[str, ...] = Field(min_length=1)
     cwd: str | None = None
     env: dict[str, StrValue] = {}
-    timeout: Duration = 600.0
+    timeout: StepDuration = 600.0
 
 
 class MakeStep(_Model):
     target: str
     dir: str
     vars: dict[VarName, StrValue] = {}
-    timeout: Duration = 600.0
+    timeout: StepDuration = 600.0
 
 
 class SetImageStep(_Model):
@@ -196,12 +233,12 @@ class SetImageStep(_Model):
 
 
 class WaitRolloutStep(_Model):
-    timeout: Duration = 600.0
-    unready_for: Duration = 120.0  # new pods failing readiness this long fail the step (steps/wait_rollout.py)
+    timeout: StepDuration = 600.0
+    unready_for: StepDuration = 120.0  # new pods failing readiness this long fail the step (steps/wait_rollout.py)
 
 
 class ProbeStep(_Model):
-    timeout: Duration = 60.0
+    timeout: StepDuration = 60.0
     path: Annotated[str, StringConstraints(pattern=r"^/[^\s]*$")] | None = None  # default: health.readiness
     port: Annotated[int, Field(ge=1, le=65535)] | None = None  # default: health.port
 
@@ -210,7 +247,7 @@ class JobStep(_Model):
     image: str
     command: tuple[str, ...] = ()
     env: dict[str, StrValue] = {}
-    timeout: Duration = 600.0
+    timeout: StepDuration = 600.0
 
 
 class HttpStep(_Model):
@@ -219,7 +256,7 @@ class HttpStep(_Model):
     expect_status: Annotated[int, Field(ge=100, le=599)] = 200
     headers: dict[str, str] = {}
     body: dict[str, Any] | None = None
-    timeout: Duration = 30.0
+    timeout: StepDuration = 30.0
 
 
 class Step(_Model):
@@ -337,8 +374,14 @@ def load_catalog(path: str | Path) -> Catalog:
     return parse_catalog(text, source=path)
 
 
+MAX_DEPTH = 20  # levels of nesting in a catalog file; the deepest key the models define is 8 levels down
+
+
 def parse_catalog(text: str, source: Path | None = None) -> Catalog:
     try:
+        problems = check_yaml_shape(text)
+        if problems:
+            raise CatalogError(problems)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -347,7 +390,7 @@ def parse_catalog(text: str, source: Path | None = None) -> Catalog:
         raise CatalogError([f"{source or 'catalog'}: YAML syntax error{where}: {problem}"]) from exc
     if not isinstance(raw, dict):
         raise CatalogError(["(top level): the catalog must be a mapping with clusters, environments, services"])
-    problems: list[str] = []
+    problems = []
     catalog: Catalog | None = None
     try:
         catalog = Catalog.model_validate(raw)
@@ -358,6 +401,74 @@ def parse_catalog(text: str, source: Path | None = None) -> Catalog:
         raise CatalogError(_dedupe(problems))
     assert catalog is not None
     return catalog.model_copy(update={"source": source})
+
+
+class _Node:
+    """One open mapping or sequence while the YAML events are read: its path, and what comes next in it."""
+
+    __slots__ = ("expect_key", "index", "is_mapping", "key", "keys", "path")
+
+    def __init__(self, path: str, is_mapping: bool) -> None:
+        self.path = path
+        self.is_mapping = is_mapping
+        self.keys: dict[str, int] = {}  # key -> line it was first seen on
+        self.expect_key = True
+        self.key = "?"
+        self.index = 0
+
+    def child(self) -> str:
+        part = self.key if self.is_mapping else str(self.index)
+        return f"{self.path}.{part}" if self.path else part
+
+    def done_child(self) -> None:
+        if self.is_mapping:
+            self.expect_key = not self.expect_key
+        else:
+            self.index += 1
+
+
+def _line(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 0
+
+
+def check_yaml_shape(text: str) -> list[str]:
+    """Duplicate keys at any level and nesting deeper than MAX_DEPTH, each with its YAML path.
+
+    Read from the parser's events, without building anything: PyYAML keeps the later of two equal keys
+    silently, and builds nested nodes recursively (a deep document was a RecursionError traceback)."""
+    problems: list[str] = []
+    stack: list[_Node] = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            stack.pop()
+            if stack:
+                stack[-1].done_child()
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue
+        parent = stack[-1] if stack else None
+        as_key = parent is not None and parent.is_mapping and parent.expect_key
+        if as_key and parent is not None:
+            key = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+            line = _line(event)
+            if isinstance(event, yaml.ScalarEvent) and key != "<<":
+                if key in parent.keys:
+                    where = f"{parent.path}.{_shown(key)}" if parent.path else _shown(key)
+                    problems.append(f"{where}: duplicate key '{_shown(key)}' (line {line}; first on line "
+                                    f"{parent.keys[key]}): YAML keeps only the later one")
+                else:
+                    parent.keys[key] = line
+            parent.key = _shown(key)
+        path = parent.child() if parent is not None and not as_key else (parent.path if parent else "")
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                problems.append(f"{path or '(top level)'}: nested deeper than {MAX_DEPTH} levels "
+                                f"(line {_line(event)})")
+                return problems
+            stack.append(_Node(path, isinstance(event, yaml.MappingStartEvent)))
+        elif parent is not None:
+            parent.done_child()
+    return problems
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:
@@ -465,9 +576,43 @@ def check_references(raw: Mapping[str, Any]) -> list[str]:
         except re.error as exc:
             problems.append(f"secrets.key_patterns.{index}: not a valid regular expression ({exc})")
 
+    problems.extend(_check_groups(groups, _mapping(raw.get("terminal"))))
     problems.extend(_check_rules(access.get("rules"), groups, envs))
     for name, pipeline in pipelines.items():
         problems.extend(check_pipeline(f"pipelines.{name}", _mapping(pipeline), envs))
+    return problems
+
+
+PRINCIPALS = ("catalog group names (access.groups), Slack user ids (U…, W…), Slack user group ids (S…) "
+              "or '*' (everyone)")
+
+
+def _principal_problem(where: str, who: object, groups: Mapping[str, Any], *, star: bool = True) -> str | None:
+    """Why an entry of who/approvers/a group is not a user, a group or '*' (None when it is one)."""
+    if not isinstance(who, str):
+        return None  # a wrong type: pass 1 says so
+    if who in groups or (_is_principal(who) and (star or who != "*")):
+        return None
+    allowed = PRINCIPALS if star else PRINCIPALS.replace(" or '*' (everyone)", "")
+    if re.fullmatch(NAME_PATTERN, who):
+        return f"{where}: unknown group '{_shown(who)}' (known: {_known(groups)}); entries are {allowed}"
+    return f"{where}: '{_shown(who)}' is not a Slack user or group id; entries are {allowed}"
+
+
+def _check_groups(groups: Mapping[str, Any], terminal: Mapping[str, Any]) -> list[str]:
+    """Group members are users, Slack user groups or other groups (no cycles); terminal users map to user ids."""
+    problems: list[str] = []
+    for name, members in groups.items():
+        for position, member in enumerate(members if isinstance(members, list) else []):
+            problem = _principal_problem(f"access.groups.{name}.{position}", member, groups, star=False)
+            if problem:
+                problems.append(problem)
+    for cycle in _find_cycles({name: {"needs": [m for m in members if isinstance(m, str) and m in groups]}
+                               for name, members in groups.items() if isinstance(members, list)}):
+        problems.append(f"access.groups: groups contain each other in a cycle {' -> '.join(cycle)}")
+    for os_user, user_id in _mapping(terminal.get("users")).items():
+        if isinstance(user_id, str) and not re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id):
+            problems.append(f"terminal.users.{os_user}: '{_shown(user_id)}' is not a Slack user id (U… or W…)")
     return problems
 
 
@@ -479,19 +624,26 @@ def _check_rules(rules: object, groups: Mapping[str, Any], envs: Mapping[str, An
     for index, rule in enumerate(rules):
         rule = _mapping(rule)
         where = f"access.rules.{index}"
-        for position, who in enumerate(rule.get("who") or []):
-            if isinstance(who, str) and not _is_principal(who) and who not in groups:
-                problems.append(f"{where}.who.{position}: unknown group '{who}' (known: {_known(groups)})")
+        who_list = rule.get("who")
+        for position, who in enumerate(who_list if isinstance(who_list, list) else []):
+            if problem := _principal_problem(f"{where}.who.{position}", who, groups):
+                problems.append(problem)
         rule_envs = [env for env in (rule.get("envs") or ["*"]) if isinstance(env, str)]
         for position, env in enumerate(rule_envs):
             if env != "*" and env not in envs:
                 problems.append(f"{where}.envs.{position}: unknown environment '{env}' (known: {_known(envs)})")
         approval = _mapping(rule.get("approval"))
-        for position, who in enumerate(approval.get("approvers") or []):
-            if isinstance(who, str) and not _is_principal(who) and who not in groups:
-                problems.append(
-                    f"{where}.approval.approvers.{position}: unknown group '{who}' (known: {_known(groups)})"
-                )
+        approvers = approval.get("approvers")
+        for position, who in enumerate(approvers if isinstance(approvers, list) else []):
+            if problem := _principal_problem(f"{where}.approval.approvers.{position}", who, groups):
+                problems.append(problem)
+        if isinstance(approvers, list) and not approvers:
+            problems.append(f"{where}.approval.approvers: empty, so nobody could ever approve; name who may "
+                            f"({PRINCIPALS})")
+        elif isinstance(approvers, list) and all(isinstance(who, str) and who in groups
+                                                 and not _group_has_members(who, groups) for who in approvers):
+            problems.append(f"{where}.approval.approvers: every group named is empty, so nobody could ever "
+                            "approve")
         verbs = [verb for verb in (rule.get("verbs") or []) if isinstance(verb, str)]
         if approval and not set(verbs) <= set(GATED_VERBS):
             problems.append(f"{where}.approval: approval applies only to deploy and rollback rules")
@@ -508,9 +660,37 @@ def _check_rules(rules: object, groups: Mapping[str, Any], envs: Mapping[str, An
     return problems
 
 
+def _group_has_members(name: str, groups: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a catalog group stands for anyone: a user, a Slack user group, or a group that does."""
+    members = groups.get(name)
+    for member in members if isinstance(members, list) else []:
+        if not isinstance(member, str):
+            continue
+        if member in groups:
+            if member not in seen and _group_has_members(member, groups, seen | {name}):
+                return True
+        elif _is_principal(member):
+            return True
+    return False
+
+
 def _is_principal(who: str) -> bool:
     """'*', a Slack user id (U..., W...) or a Slack user group id (S...)."""
     return who == "*" or re.fullmatch(r"[UWS][A-Z0-9]{2,}", who) is not None
+
+
+def missing_profile_dirs(catalog: Catalog) -> list[str]:
+    """Services whose configuration-profile directory does not exist, each with its YAML path.
+
+    A warning in `svcbot check` (CI may check a catalog whose profiles exist only in the pod), an error
+    when `svcbot serve` starts."""
+    problems = []
+    for name, service in catalog.services.items():
+        path = catalog.config_dir(name)
+        if service.config is not None and path is not None and not path.is_dir():
+            problems.append(f"services.{name}.config.dir: '{_shown(service.config.dir, 80)}' is not a "
+                            f"directory (looked at {path})")
+    return problems
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -30,6 +30,7 @@ from bot.deploys.facade import Deploys, Follow
 from bot.dispatch.command import Command, Invocation, no_progress
 from bot.insight.secrets import mask_text
 from bot.replies.base import Reply, error_message
+from bot.replies.untrusted import clean_reply
 
 log = structlog.get_logger("svcbot.dispatch")
 
@@ -223,7 +224,9 @@ class Dispatcher:
                     follow=follow, os_user=os_user, commands=self.commands, approval=decision.approval,
                     policy=self.policy,
                 )
-                reply = self._run_with_deadline(parsed, invocation)
+                # Backend text inside the answer (a cluster's error in one environment, a pod's answer) is
+                # cleaned like an error the command answers with (bot/replies/untrusted.py).
+                reply = clean_reply(self._run_with_deadline(parsed, invocation), self._safe)
             except UsageError as exc:
                 usage = (f"usage: {exc.usage}",) if exc.usage else ()
                 reply = error_message(self._safe(exc.message), *usage, hint="/svc help lists every command")
@@ -264,7 +267,9 @@ class Dispatcher:
         """Run on the runner pool so a stalled backend cannot hold the answer past the deadline.
 
         The thread cannot be killed; it ends when its own client timeouts fire. The user is answered
-        when the deadline passes either way.
+        when the deadline passes either way. Kept after issue 17's audit: Kubernetes and Loki calls end by
+        the deadline, but store statements (busy timeout, statement_timeout) and Slack user-group lookups
+        (20 s) do not (docs/design-notes.md, "The front door").
         """
         future = self._runner.submit(contextvars.copy_context().run, parsed.command.run, parsed.args, invocation)
         try:

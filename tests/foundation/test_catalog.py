@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,154 @@ class TestCheckCommand:
                                 capture_output=True, text=True, check=False)
         assert result.returncode == 1
         assert "services.payment.pipeline: unknown pipeline 'fast' (known: standard)" in result.stderr
+
+
+# --- issue 17: what `svcbot check` (and `serve` at start) refuse ------------------------------------------
+
+def write_catalog(tmp_path: Path, text: str) -> Path:
+    """The example catalog's text after an edit, with its profile directory found where it is."""
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text.replace("dir: configs/payment", f"dir: {EXAMPLE_PROFILES}"))
+    return path
+
+
+def svcbot_check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", "check", "--catalog", str(path)],
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+EXAMPLE_PROFILES = Path(__file__).resolve().parents[2] / "examples" / "configs" / "payment"
+RULE_2_APPROVAL = "approval: {approvers: [release-managers, sre-leads], quorum: 1, self_approval: false, expires: 30m}"
+WAIT_ROLLOUT = "{wait_rollout: {timeout: 10m}}"
+
+
+def edited(text: str, *replacements: tuple[str, str]) -> str:
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+class TestCheckRefuses:
+    """Each refusal runs `svcbot check` as a process on a bad catalog file: exit 1, the problem with its path."""
+
+    def refused(self, example_catalog_path: Path, tmp_path: Path, *replacements: tuple[str, str]) -> str:
+        path = write_catalog(tmp_path, edited(example_catalog_path.read_text(), *replacements))
+        result = svcbot_check(path)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        return result.stderr
+
+    def test_durations_that_overflow(self, example_catalog_path: Path, tmp_path: Path) -> None:
+        """`99999999999d` loaded, then every command failed with OverflowError; an integer too large for a
+        float and `.inf` are refused the same way."""
+        stderr = self.refused(
+            example_catalog_path, tmp_path,
+            ("command_deadline: 20s", "command_deadline: 99999999999d"),
+            ("expires: 30m", "expires: 99999999999d"),
+            (WAIT_ROLLOUT, "{wait_rollout: {timeout: 1" + "0" * 400 + "}}"),
+            ("datasource_uid: loki", "datasource_uid: loki\n  timeout: .inf"),
+        )
+        assert "settings.command_deadline: 99999999999d is longer than this key allows (at most 10m)" in stderr
+        assert "access.rules.2.approval.expires: 99999999999d is longer than this key allows (at most 7d)" in stderr
+        assert ("pipelines.standard.targets.deploy.steps.1.wait_rollout.timeout: that many seconds is longer than "
+                "this key allows (at most 1d)") in stderr
+        assert "loki.timeout: that many seconds is longer than this key allows (at most 10m)" in stderr
+
+    def test_durations_beyond_their_key_maximum(self, example_catalog_path: Path, tmp_path: Path) -> None:
+        """Each duration key has a maximum: command_deadline 10m, loki.timeout 10m, approval expires 7d, step
+        timeouts and unready_for 1d."""
+        stderr = self.refused(
+            example_catalog_path, tmp_path,
+            ("command_deadline: 20s", "command_deadline: 11m"),
+            ("expires: 30m", "expires: 8d"),
+            (WAIT_ROLLOUT, "{wait_rollout: {timeout: 25h, unready_for: 2d}}"),
+            ("{probe: {}}", "{probe: {timeout: 86401}}"),
+        )
+        assert "settings.command_deadline: 11m is longer than this key allows (at most 10m)" in stderr
+        assert "access.rules.2.approval.expires: 8d is longer than this key allows (at most 7d)" in stderr
+        assert "steps.1.wait_rollout.timeout: 25h is longer than this key allows (at most 1d)" in stderr
+        assert "steps.1.wait_rollout.unready_for: 2d is longer than this key allows (at most 1d)" in stderr
+        assert "steps.2.probe.timeout: 86401 seconds is longer than this key allows (at most 1d)" in stderr
+
+    def test_deeply_nested_yaml(self, example_catalog_path: Path, tmp_path: Path) -> None:
+        """5,000 nested lists were a RecursionError traceback; now one line with the path where it gets too deep."""
+        stderr = self.refused(example_catalog_path, tmp_path,
+                              ("datasource_uid: loki", "datasource_uid: " + "[" * 5000 + "]" * 5000))
+        assert "loki.datasource_uid.0.0.0" in stderr
+        assert "nested deeper than 20 levels (line 30)" in stderr
+
+    def test_duplicate_keys_at_any_level(self, example_catalog_path: Path, tmp_path: Path) -> None:
+        """The later of two equal keys silently won; every duplicate is named with its path and lines."""
+        stderr = self.refused(
+            example_catalog_path, tmp_path,
+            ("    pipeline: standard\n  orders:", "    pipeline: standard\n    pipeline: fast\n  orders:"),
+            ('envs: ["*"], who: ["*"]}', 'envs: ["*"], who: ["*"], who: [oncall]}'),
+            ("loki:\n", "settings: {}\nloki:\n"),
+        )
+        assert "settings: duplicate key 'settings' (line 25; first on line 4)" in stderr
+        assert "services.payment.pipeline: duplicate key 'pipeline' (line 49; first on line 48)" in stderr
+        assert "access.rules.0.who: duplicate key 'who'" in stderr
+
+    def test_approval_with_no_approvers(self, example_catalog_path: Path, tmp_path: Path) -> None:
+        """An approval nobody can give: no approvers, or only groups with nobody in them."""
+        stderr = self.refused(example_catalog_path, tmp_path,
+                              ("approvers: [release-managers, sre-leads]", "approvers: []"))
+        assert "access.rules.2.approval.approvers: empty, so nobody could ever approve" in stderr
+        stderr = self.refused(example_catalog_path, tmp_path,
+                              ("release-managers: [U02CCC]", "release-managers: []"),
+                              ("sre-leads: [S0SRELEADS]", "sre-leads: [release-managers]"))
+        assert "access.rules.2.approval.approvers: every group named is empty, so nobody could ever approve" in stderr
+
+    def test_user_entries_that_are_not_slack_ids(self, example_catalog_path: Path, tmp_path: Path) -> None:
+        """who, approvers and group members are group names, U…/W… user ids, S… user group ids (or '*' in rules);
+        terminal users map to U…/W… ids."""
+        stderr = self.refused(
+            example_catalog_path, tmp_path,
+            ("oncall: [U01AAA, U01BBB]", "oncall: [U01AAA, alice@example.com, '*']"),
+            ('envs: [dev, staging], who: [oncall]}', 'envs: [dev, staging], who: [oncall, "<@U01BBB>"]}'),
+            ("approvers: [release-managers, sre-leads]", "approvers: [release-managers, bob]"),
+            ("users: {alice: U01AAA}", "users: {alice: alice}"),
+            ("sre-leads: [S0SRELEADS]", "sre-leads: [S0SRELEADS, sre-leads]"),
+        )
+        allowed = ("entries are catalog group names (access.groups), Slack user ids (U…, W…), Slack user group ids "
+                   "(S…)")
+        assert f"access.groups.oncall.1: 'alice@example.com' is not a Slack user or group id; {allowed}\n" in stderr
+        assert f"access.groups.oncall.2: '*' is not a Slack user or group id; {allowed}\n" in stderr
+        assert f"access.rules.1.who.1: '<@U01BBB>' is not a Slack user or group id; {allowed} or '*'" in stderr
+        assert "access.rules.2.approval.approvers.1: unknown group 'bob' (known: oncall, release-managers" in stderr
+        assert "terminal.users.alice: 'alice' is not a Slack user id (U… or W…)" in stderr
+        assert "access.groups: groups contain each other in a cycle sre-leads -> sre-leads" in stderr
+
+
+class TestProfileDirectories:
+    """A profile directory that does not exist: a warning in `check`, an error when `serve` starts."""
+
+    def catalog(self, example_catalog_path: Path, tmp_path: Path) -> Path:
+        path = tmp_path / "catalog.yaml"
+        path.write_text(example_catalog_path.read_text().replace("dir: configs/payment", "dir: configs/nowhere"))
+        return path
+
+    def test_a_warning_in_check(self, example_catalog_path: Path, tmp_path: Path) -> None:
+        result = svcbot_check(self.catalog(example_catalog_path, tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert "OK (2 clusters" in result.stdout
+        assert (f"warning: services.payment.config.dir: 'configs/nowhere' is not a directory (looked at "
+                f"{tmp_path / 'configs' / 'nowhere'}) (svcbot serve refuses to start without it)") in result.stderr
+
+    def test_an_error_at_serve(self, example_catalog_path: Path, tmp_path: Path) -> None:
+        env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-1-test", "SLACK_SIGNING_SECRET": "test-secret",
+               "SVCBOT_SLACK_API_URL": "http://127.0.0.1:9/api/", "KUBECONFIG": str(tmp_path / "none")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--catalog", str(self.catalog(example_catalog_path, tmp_path)),
+             "--host", "127.0.0.1", "--port", "0", "--health-port", "0"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = process.communicate(timeout=60)  # before: it started and served, never exiting
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert process.returncode == 1, stderr
+        assert "services.payment.config.dir: 'configs/nowhere' is not a directory" in stderr
+        assert "Traceback" not in stderr

@@ -25,12 +25,13 @@ def _scripted() -> Iterator[Scripted]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             script.paths.append(self.path)
-            self.send_response(script.status)
+            status, body = script.answer(self.path)
+            self.send_response(status)
             for key, value in script.headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(script.body)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(script.body)
+            self.wfile.write(body)
 
         def do_POST(self) -> None:
             self.do_GET()

@@ -59,13 +59,19 @@ class DripServer:
 
 @dataclass
 class Scripted:
-    """Answers every request with `status`, `headers` and `body`; records the paths asked for."""
+    """Answers every request with `status`, `headers` and `body`; records the paths asked for. `routes`: the
+    first (piece, status, body) whose piece occurs in the path (query included) answers instead."""
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
     body: bytes = b"{}"
     paths: list[str] = field(default_factory=list)
     url: str = ""
+    routes: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+    def answer(self, path: str) -> tuple[int, bytes]:
+        return next(((status, body) for piece, status, body in self.routes if piece in path),
+                    (self.status, self.body))
 
 
 def write_kubeconfig(path: Path, url: str, context: str = "prod-ctx") -> Path:

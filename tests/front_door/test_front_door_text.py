@@ -9,8 +9,9 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 import yaml
-from front_door_servers import Scripted
+from front_door_servers import Scripted, write_kubeconfig
 
 from bot.clients.backends import Backends
 from bot.core.catalog import load_catalog
@@ -88,3 +89,90 @@ class TestTextLength:
         bot = dispatcher(example_catalog_path, tmp_path, scripted.url)
         text = "help " + " " * (MAX_TEXT - 5)
         assert "at most" not in text_render.render(to_document(bot.execute(text, "alice", source="terminal")))
+
+
+SECRET_ERROR = "db password=hunter2 refused"
+
+
+def kube_dispatcher(example_catalog_path: Path, tmp_path: Path, url: str,
+                    monkeypatch: pytest.MonkeyPatch) -> Dispatcher:
+    """The example catalog with both clusters at `url` (one kubeconfig context) and a 5 s command deadline."""
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", url)))
+    raw = yaml.safe_load(example_catalog_path.read_text())
+    raw["clusters"] = {"nonprod": {"context": "prod-ctx"}, "prod": {"context": "prod-ctx"}}
+    raw["settings"]["command_deadline"] = "5s"
+    raw["services"]["payment"]["config"]["dir"] = str(example_catalog_path.parent / "configs" / "payment")
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    catalog = load_catalog(path)
+    return Dispatcher(catalog, Backends(catalog), registry())
+
+
+def shown(reply: Reply) -> str:
+    """Everything a person could see of a reply: Slack's blocks and fallback text, and the terminal's text."""
+    return slack_texts(reply) + "\n" + text_render.render(to_document(reply))
+
+
+def status_error(message: str) -> bytes:
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+                       "reason": "InternalError", "code": 500}).encode()
+
+
+class TestBackendTextInsideReplies:
+    """Errors inside an answer (one environment's, one pod's, the sparkline's) are masked like whole-command
+    errors: a backend answering `password=hunter2` never shows it."""
+
+    def test_status_per_environment_errors(self, scripted: Scripted, example_catalog_path: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        scripted.status, scripted.body = 500, status_error(SECRET_ERROR)
+        for text in ("status payment", "status payment dev", "status all"):  # a fresh breaker each time
+            reply = kube_dispatcher(example_catalog_path, tmp_path, scripted.url, monkeypatch).execute(text, "U01AAA")
+            seen = shown(reply)
+            assert "refused" in seen, (text, seen)  # the error is shown...
+            assert "hunter2" not in seen, (text, seen)  # ...without its secret
+
+    def test_probe_per_pod_errors(self, scripted: Scripted, example_catalog_path: Path, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        labels = {"app": "payment"}
+        container = {"name": "app", "image": "registry.example.com/payment:1.4.1",
+                     "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}
+        deployment = {"kind": "Deployment", "metadata": {"name": "payment-api", "namespace": "dev", "uid": "d1",
+                                                         "annotations": {"deployment.kubernetes.io/revision": "1"}},
+                      "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                               "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
+                      "status": {"replicas": 1, "readyReplicas": 1}}
+        replicaset = {"kind": "ReplicaSet", "metadata": {
+            "name": "payment-api-5d8f", "namespace": "dev", "uid": "r1", "labels": labels,
+            "annotations": {"deployment.kubernetes.io/revision": "1"},
+            "ownerReferences": [{"kind": "Deployment", "name": "payment-api", "uid": "d1"}]},
+            "spec": {"replicas": 1, "template": deployment["spec"]["template"]}, "status": {"replicas": 1}}
+        pod = {"kind": "Pod", "metadata": {"name": "payment-api-1", "namespace": "dev", "labels": labels,
+                                           "ownerReferences": [{"kind": "ReplicaSet", "name": "payment-api-5d8f",
+                                                                "uid": "r1"}]},
+               "spec": {"containers": [container], "nodeName": "n1"},
+               "status": {"phase": "Running", "podIP": "10.0.0.1",
+                          "containerStatuses": [{"name": "app", "ready": True, "restartCount": 0,
+                                                 "image": container["image"], "state": {"running": {}}}]}}
+        scripted.routes = [
+            ("/proxy/", 503, status_error(f"error trying to reach service: {SECRET_ERROR}")),
+            ("/deployments/payment-api", 200, json.dumps(deployment).encode()),
+            ("/replicasets", 200, json.dumps({"kind": "ReplicaSetList", "items": [replicaset]}).encode()),
+            ("/pods", 200, json.dumps({"kind": "PodList", "items": [pod]}).encode()),
+        ]
+        scripted.body = json.dumps({"kind": "List", "items": []}).encode()
+        reply = kube_dispatcher(example_catalog_path, tmp_path, scripted.url, monkeypatch).execute(
+            "probe payment dev", "U01AAA")
+        seen = shown(reply)
+        assert "payment-api-1" in seen, seen
+        assert "refused" in seen, seen
+        assert "hunter2" not in seen, seen
+
+    def test_logs_series_problem(self, scripted: Scripted, example_catalog_path: Path, tmp_path: Path) -> None:
+        scripted.body = json.dumps({"status": "success", "data": {"resultType": "streams", "result": [
+            {"stream": {"app": "payment"}, "values": [[str(time.time_ns()), "level=info all good"]]}]}}).encode()
+        scripted.routes = [("count_over_time", 500, f"loki: {SECRET_ERROR}".encode())]
+        reply = dispatcher(example_catalog_path, tmp_path, scripted.url).execute("logs payment dev", "U01AAA")
+        seen = shown(reply)
+        assert "all good" in seen, seen
+        assert "refused" in seen, seen
+        assert "hunter2" not in seen, seen
