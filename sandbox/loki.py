@@ -176,12 +176,14 @@ class LokiSandbox:
             raise RuntimeError(f"push failed: {response.status_code} {response.text[:200]}")
 
     def push_seed(self, now: float | None = None, *, tenant: str | None = None,
-                  namespace_label: str = "namespace", service_label: str = "app") -> int:
-        """Push the sandbox's seed log lines, timestamped relative to `now`; return how many."""
+                  namespace_label: str = "namespace", service_label: str = "app",
+                  pods: Mapping[tuple[str, str], list[str]] | None = None) -> int:
+        """Push the sandbox's seed log lines, timestamped relative to `now` (under the names in `pods`, see
+        sandbox.seed.logs.seed_streams); return how many."""
         from sandbox.seed.logs import seed_streams  # noqa: PLC0415 - the seed is only needed here
 
         streams = seed_streams(time.time() if now is None else now, namespace_label=namespace_label,
-                               service_label=service_label)
+                               service_label=service_label, pods=pods)
         for start in range(0, len(streams), 20):
             self.push(streams[start:start + 20], tenant=tenant)
         return sum(len(stream["values"]) for stream in streams)

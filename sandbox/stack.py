@@ -47,6 +47,7 @@ class SandboxStack:
         self.extra: list[Component] = []
         self.directory: Path | None = None
         self._started: list[Component] = []
+        self.shipper: Any = None  # sandbox.shipper.LogShipper, when Kubernetes and Loki both run
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -84,7 +85,12 @@ class SandboxStack:
                 self._started.append(component)
             push_seed = getattr(self.loki, "push_seed", None)
             if callable(push_seed):
-                push_seed(time.time())  # log lines timestamped relative to now, so --since 1h finds them
+                # the last two hours' lines timestamped relative to now, so --since 1h finds them, under the
+                # names of the pods that run; from now on the pods log for themselves, shipped to Loki
+                push_seed(time.time(), pods=self.kube.pod_names())
+                from sandbox.shipper import LogShipper  # noqa: PLC0415
+
+                self.shipper = LogShipper(self.kube, self.loki).start()
             self.kube.write_kubeconfig(directory / "kubeconfig")
             (directory / "catalog.yaml").write_text(self.catalog_text(), encoding="utf-8")
         except BaseException:
@@ -92,6 +98,12 @@ class SandboxStack:
             raise
 
     def stop(self) -> None:
+        if self.shipper is not None:
+            shipper, self.shipper = self.shipper, None
+            try:
+                shipper.stop()
+            except Exception:  # stopping the stand-ins matters more
+                logging.getLogger("sandbox").exception("stopping the log shipper failed")
         while self._started:
             component = self._started.pop()
             try:

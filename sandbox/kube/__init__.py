@@ -22,6 +22,7 @@ from .auth import Auth
 from .cluster import Cluster
 from .faults import Fault, Faults
 from .health import Endpoint, Health
+from .resources import PODS
 from .world import CONFIGS_DIR, WORLD_FILE, World, configure_health, load_world, seed_cluster
 
 __all__ = ["CONFIGS_DIR", "WORLD_FILE", "Cluster", "Endpoint", "Fault", "Faults", "KubeSandbox", "World"]
@@ -91,6 +92,23 @@ class KubeSandbox:
 
     def addresses(self) -> dict[str, str]:
         return {f"kube/{name}": c.url for name, c in self.clusters.items()}
+
+    def pod_names(self) -> dict[tuple[str, str], list[str]]:
+        """(namespace, app label) -> the names of its pods, and (namespace, "<app>/crashing") -> the ones the
+        seed world makes crash-loop (for the seed's log history, sandbox.seed.logs)."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for c in self.clusters.values():
+            with c.store.lock:
+                for pod in c.store.list(PODS):
+                    m = pod["metadata"]
+                    app = (m.get("labels") or {}).get("app")
+                    if not app or m.get("deletionTimestamp"):
+                        continue
+                    out.setdefault((m["namespace"], app), []).append(m["name"])
+                    sim = c.controller.kubelet.pods.get(m.get("uid", ""))
+                    if sim is not None and sim.override in ("crashing", "leaking"):
+                        out.setdefault((m["namespace"], f"{app}/crashing"), []).append(m["name"])
+        return out
 
     def reset_served(self) -> None:
         self.served.clear()

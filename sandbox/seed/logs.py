@@ -14,7 +14,9 @@ as the Kubernetes seed:
 - gateway in prod also prints Go's standard `log` lines (not JSON), and payment in prod logged a
   password and an API key once (the line that proves svcbot masks them).
 
-Timestamps are relative to `now`, so `--since 1h` finds the recent story whenever the sandbox starts.
+Timestamps are relative to `now`, so `--since 1h` finds the recent story whenever the sandbox starts. With
+`pods`, the lines are under the names of the pods the Kubernetes stand-in runs; from then on the pods log
+for themselves (sandbox/kube/sim/logs.py, shipped by sandbox/shipper.py).
 Deterministic: the same `now` gives the same lines.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import random
+from collections.abc import Mapping
 from typing import Any
 
 SERVICES = ("payment", "orders", "gateway", "inventory")
@@ -39,15 +42,25 @@ _PATHS = ("/api/orders", "/api/checkout", "/api/cart", "/api/products", "/health
 class _Log:
     """Collects lines per (namespace, service, pod)."""
 
-    def __init__(self, now: float, rng: random.Random) -> None:
+    def __init__(self, now: float, rng: random.Random, pods: Mapping[tuple[str, str], list[str]] | None = None
+                 ) -> None:
         self.now = now
         self.rng = rng
+        self.pods = pods or {}
+        self._pick = random.Random(7)  # apart from rng, so the story's lines and trace ids stay the same
         self.lines: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
 
     def pod(self, namespace: str, service: str) -> str:
         suffix = "7c9d8f6b5" if namespace == "prod" else "5f4c7d9b8"
         replica = self.rng.choice("ab")
+        real = self.pods.get((namespace, service))
+        if real:
+            return self._pick.choice(real)
         return f"{service}-{suffix}-{('x2k9q', 'm4t7w')['ab'.index(replica)]}"
+
+    def crashing_pod(self, namespace: str, service: str, default: str) -> str:
+        real = self.pods.get((namespace, f"{service}/crashing"))
+        return real[0] if real else default
 
     def json(self, namespace: str, service: str, ago: float, level: str, message: str,  # noqa: PLR0917
              trace_id: str | None = None, pod: str | None = None, **fields: Any) -> None:
@@ -141,7 +154,7 @@ def _orders_staging_outage(log: _Log) -> None:
 def _inventory_prod_crashloop(log: _Log) -> None:
     ago = 40 * 60.0
     restart = 0
-    pod = "inventory-7c9d8f6b5-q8z2n"
+    pod = log.crashing_pod("prod", "inventory", "inventory-7c9d8f6b5-q8z2n")
     while ago > 30:
         restart += 1
         log.json("prod", "inventory", ago, "info", "starting inventory v2.3.0", pod=pod, restart=restart)
@@ -188,10 +201,14 @@ def _odd_lines(log: _Log) -> None:
              api_key=SECRET_API_KEY, setting="LEDGER_PASSWORD")
 
 
-def seed_streams(now: float, *, namespace_label: str = "namespace",
-                 service_label: str = "app") -> list[dict[str, Any]]:
-    """The seed as Loki push streams ({"stream": labels, "values": [["<ns>", "<line>"], ...]})."""
-    log = _Log(now, random.Random(20240501))
+def seed_streams(now: float, *, namespace_label: str = "namespace", service_label: str = "app",
+                 pods: Mapping[tuple[str, str], list[str]] | None = None) -> list[dict[str, Any]]:
+    """The seed as Loki push streams ({"stream": labels, "values": [["<ns>", "<line>"], ...]}).
+
+    `pods` names the pods that logged: (namespace, service) -> the pods kubectl lists (the seed's lines are
+    spread over them), and (namespace, "<service>/crashing") -> [the crash-looping pod]; without it, made-up
+    names."""
+    log = _Log(now, random.Random(20240501), pods)
     _background(log)
     _orders_staging_outage(log)
     _inventory_prod_crashloop(log)

@@ -478,12 +478,14 @@ def test_job_completes_with_logs(nonprod: client.ApiClient) -> None:
              what="pods garbage-collected")
 
 
-@pytest.mark.parametrize(("image", "command", "tail"), [
-    ("registry.example.com/payment:1.5.3", ["/app/migrate", "up"], "rolled back, schema still at 41"),
-    ("registry.example.com/ci-runner:2", ["sh", "-c", "exit 1 # fail"], "error: command failed with exit code 1"),
+@pytest.mark.parametrize(("image", "command", "code", "tail"), [
+    ("registry.example.com/payment:1.5.3", ["/app/migrate", "up"], 1, "rolled back, schema still at 41"),
+    ("registry.example.com/ci-runner:2", ["sh", "-c", "exit 3 # plain"], 3, "+ sh -c 'exit 3 # plain'"),
+    ("registry.example.com/ci-runner:2", ["false"], 1, "+ false"),
 ])
-def test_job_fails(nonprod: client.ApiClient, image: str, command: list[str], tail: str) -> None:
-    """A failing image tag or a command saying "fail": the pod exits 1, the Job ends Failed (backoff limit)."""
+def test_job_fails(nonprod: client.ApiClient, image: str, command: list[str], code: int, tail: str) -> None:
+    """A failing image tag, or a command that plainly fails: the pod exits with its code, the Job ends Failed
+    (backoff limit), and the log says what ran."""
     b, c = client.BatchV1Api(nonprod), core(nonprod)
     name = unique("fail")
     b.create_namespaced_job("staging", job(name, image, command, backoff_limit=0))
@@ -494,7 +496,7 @@ def test_job_fails(nonprod: client.ApiClient, image: str, command: list[str], ta
     assert failed.status.failed == 1
     pod = c.list_namespaced_pod("staging", label_selector=f"job-name={name}").items[0]
     assert pod.status.phase == "Failed"
-    assert pod.status.container_statuses[0].state.terminated.exit_code == 1
+    assert pod.status.container_statuses[0].state.terminated.exit_code == code
     assert c.read_namespaced_pod_log(pod.metadata.name, "staging").rstrip().endswith(tail)
     events = c.list_namespaced_event("staging", field_selector=f"involvedObject.name={name}").items
     assert {e.reason for e in events} >= {"SuccessfulCreate", "BackoffLimitExceeded"}

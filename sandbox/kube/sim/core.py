@@ -9,6 +9,7 @@ this core is the store plus the conventions all of them follow.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ class Core:
         self._scale = time_scale
         self.seeding = False  # world.py is writing a settled state: what "already happened" makes no events
         self._event_index: dict[tuple[Any, ...], tuple[str, str]] = {}
+        # what containers print, for a log collector (sandbox/shipper.py) to take: (stream labels, lines)
+        self.log_outbox: deque[tuple[dict[str, str], list[tuple[float, str]]]] = deque(maxlen=100_000)
 
     # ------------------------------------------------------------------ clock
 

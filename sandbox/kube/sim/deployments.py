@@ -2,13 +2,14 @@
 finds or creates the ReplicaSet of the current template and carries revisions over, scales new and old
 ReplicaSets within maxSurge/maxUnavailable (or all at once for Recreate), keeps revisionHistoryLimit old
 ones, and computes the status kubectl rollout status reads: counts, Available, and Progressing with its
-progress deadline. Also the HorizontalPodAutoscaler's status, which follows the deployment it targets.
+progress deadline. Also the HorizontalPodAutoscaler controller, which keeps the deployment it targets within its bounds.
 
 Close enough to the real controller that kubectl's rollout-status rules give the answers they would give
 on a real cluster."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sandbox.kube import objects
@@ -401,27 +402,147 @@ class DeploymentController:
 
 
 class HpaController:
-    """Keeps an HPA's currentReplicas and desiredReplicas in line with its target deployment. The sandbox has
-    no metrics, so an HPA never scales anything."""
+    """The HorizontalPodAutoscaler controller (pkg/controller/podautoscaler/horizontal.go, reconcileAutoscaler):
+    every sync period it reads the target's scale, and scales it back within minReplicas..maxReplicas (a
+    deployment scaled below its minimum comes back), or to what the metric asks for: the sandbox has no
+    metrics server, so each HPA keeps the load it was created with (currentReplicas x the CPU utilization in
+    its status; none means "at target") spread over the pods there are. Scale-downs wait out the 300 s
+    stabilization window; status (currentReplicas, desiredReplicas, currentMetrics, lastScaleTime, the
+    AbleToScale / ScalingActive / ScalingLimited conditions) and SuccessfulRescale events as the real one."""
+
+    SYNC_S = 15.0
+    STABILIZATION_S = 300.0
+    TOLERANCE = 0.1
 
     def __init__(self, core: Core):
         self.core = core
+        self.load: dict[str, float] = {}  # hpa uid -> total CPU, in percent of one pod's request
+        self.recommendations: dict[str, list[tuple[float, int]]] = {}  # hpa uid -> [(monotonic, replicas)]
+        self.next_sync: dict[str, float] = {}
 
     def sync_hpas(self, now: float, wall: float) -> float:
+        due = INF
+        live = set()
         for hpa in self.core.store.list(HPAS):
-            ref = as_dict(as_dict(hpa.get("spec")).get("scaleTargetRef"))
-            if ref.get("kind") != "Deployment":
-                continue
-            d = self.core.store.get(DEPLOYMENTS, hpa["metadata"]["namespace"], str(ref.get("name")))
-            if d is None:
-                continue
-            current = as_int(as_dict(d.get("status")).get("replicas"))
-            status = as_dict(hpa.get("status"))
-            if status.get("currentReplicas") != current:
-                new = clone(hpa)
-                new.setdefault("status", {})["currentReplicas"] = current
-                new["status"]["desiredReplicas"] = max(as_int(hpa["spec"].get("minReplicas"), 1),
-                                                       min(as_int(d["spec"].get("replicas"), 1),
-                                                           as_int(hpa["spec"].get("maxReplicas"), 1)))
+            uid = hpa["metadata"].get("uid", "")
+            live.add(uid)
+            due = min(due, self._sync(hpa, uid, now, wall))
+        for table in (self.load, self.recommendations, self.next_sync):
+            for uid in [u for u in table if u not in live]:
+                del table[uid]
+        return due
+
+    @staticmethod
+    def _cpu_target(hpa: dict[str, Any]) -> int | None:
+        for metric in as_list(as_dict(hpa.get("spec")).get("metrics")):
+            res = as_dict(as_dict(metric).get("resource"))
+            target = as_dict(res.get("target"))
+            if res.get("name") == "cpu" and target.get("type") == "Utilization":
+                return as_int(target.get("averageUtilization"), 80) or 80
+        return None
+
+    def _sync(self, hpa: dict[str, Any], uid: str, now: float, wall: float) -> float:
+        ns = hpa["metadata"]["namespace"]
+        spec = as_dict(hpa.get("spec"))
+        ref = as_dict(spec.get("scaleTargetRef"))
+        d = self.core.store.get(DEPLOYMENTS, ns, str(ref.get("name"))) if ref.get("kind") == "Deployment" else None
+        if d is None:
+            return INF
+        status = clone(as_dict(hpa.get("status")))
+        original = clone(status)
+        spec_replicas = as_int(as_dict(d.get("spec")).get("replicas"), 1)
+        status_replicas = as_int(as_dict(d.get("status")).get("replicas"))
+        lo, hi = as_int(spec.get("minReplicas"), 1) or 1, as_int(spec.get("maxReplicas"), 1)
+        target = self._cpu_target(hpa)
+        if uid not in self.load:
+            util = None
+            for metric in as_list(status.get("currentMetrics")):
+                current = as_dict(as_dict(as_dict(metric).get("resource")).get("current"))
+                if "averageUtilization" in current:
+                    util = as_int(current.get("averageUtilization"))
+            pods = as_int(status.get("currentReplicas")) or status_replicas or spec_replicas
+            self.load[uid] = float((util if util is not None else (target or 0)) * pods)
+        conds = {as_dict(c).get("type"): as_dict(c) for c in as_list(status.get("conditions"))}
+
+        def cond(ctype: str, ok: bool, reason: str, message: str) -> None:
+            old = conds.get(ctype) or {}
+            value = "True" if ok else "False"
+            since = old.get("lastTransitionTime") if old.get("status") == value else fmt_time(wall)
+            conds[ctype] = {"type": ctype, "status": value, "lastTransitionTime": since or fmt_time(wall),
+                            "reason": reason, "message": message}
+
+        desired, reason = spec_replicas, ""
+        if spec_replicas == 0 and lo != 0:
+            desired = 0
+            cond("ScalingActive", False, "ScalingDisabled",
+                 "scaling is disabled since the replica count of the target is zero")
+        elif spec_replicas > hi:
+            desired, reason = hi, "Current number of replicas above Spec.MaxReplicas"
+        elif spec_replicas < lo:
+            desired, reason = lo, "Current number of replicas below Spec.MinReplicas"
+        else:
+            proposal = spec_replicas
+            pods = spec_replicas  # the load spreads over the pods asked for (the real one skips unready pods)
+            if target is not None and pods:
+                ratio = self.load[uid] / pods / target
+                if abs(ratio - 1.0) > self.TOLERANCE:
+                    proposal = max(1, math.ceil(self.load[uid] / target))
+                cond("ScalingActive", True, "ValidMetricFound",
+                     "the HPA was able to successfully calculate a replica count from cpu resource utilization "
+                     "(percentage of request)")
+            history = [(t, r) for t, r in self.recommendations.get(uid, [])
+                       if now - t < self.core.d(self.STABILIZATION_S)]
+            history.append((now, proposal))
+            self.recommendations[uid] = history
+            stabilized = max(r for _t, r in history) if proposal < spec_replicas else proposal
+            if stabilized < lo:
+                desired = lo
+                cond("ScalingLimited", True, "TooFewReplicas",
+                     "the desired replica count is less than the minimum replica count")
+            elif stabilized > hi:
+                desired = hi
+                cond("ScalingLimited", True, "TooManyReplicas",
+                     "the desired replica count is more than the maximum replica count")
+            else:
+                desired = stabilized
+                cond("ScalingLimited", False, "DesiredWithinRange", "the desired count is within the acceptable range")
+            if desired != spec_replicas:
+                reason = ("cpu resource utilization (percentage of request) above target" if desired > spec_replicas
+                          else "All metrics below target")
+            elif stabilized != proposal:
+                cond("AbleToScale", True, "ScaleDownStabilized",
+                     "recent recommendations were higher than current one, applying the highest recent "
+                     "recommendation")
+            else:
+                cond("AbleToScale", True, "ReadyForNewScale", "recommended size matches current size")
+        if reason and desired != spec_replicas:
+            new_d = clone(d)
+            new_d["spec"]["replicas"] = desired
+            self.core.api.update(DEPLOYMENTS, ns, d["metadata"]["name"], new_d)
+            status["lastScaleTime"] = fmt_time(wall)
+            cond("AbleToScale", True, "SucceededRescale",
+                 f"the HPA controller was able to update the target scale to {desired}")
+            self.core.event(hpa, "Normal", "SuccessfulRescale", f"New size: {desired}; reason: {reason}",
+                            component="horizontal-pod-autoscaler", wall=wall)
+        status["currentReplicas"] = status_replicas
+        status["desiredReplicas"] = desired
+        if target is not None and status_replicas:
+            util = round(self.load[uid] / status_replicas)
+            for metric in as_list(status.get("currentMetrics")):
+                current = as_dict(as_dict(as_dict(metric).get("resource")).get("current"))
+                before = as_int(current.get("averageUtilization"))
+                if "averageUtilization" in current and before != util:
+                    current["averageUtilization"] = util
+                    value = str(current.get("averageValue", ""))
+                    if before and value.endswith("m") and value[:-1].isdigit():
+                        current["averageValue"] = f"{int(value[:-1]) * util // before}m"
+        order = ("AbleToScale", "ScalingActive", "ScalingLimited")
+        status["conditions"] = [conds[t] for t in order if t in conds] + [
+            c for t, c in conds.items() if t not in order]
+        if status != original:
+            fresh = self.core.fresh(HPAS, hpa)
+            if fresh is not None:
+                new = clone(fresh)
+                new["status"] = status
                 self.core.put(HPAS, new)
-        return INF
+        return now + self.core.d(self.SYNC_S)

@@ -5,11 +5,14 @@ service, a crash's panic, a job's make test or migrate output), and reading them
 from __future__ import annotations
 
 import json
+import random
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
 from sandbox.kube.registry import split_image
 from sandbox.kube.resources import PODS
+from sandbox.kube.sim.commands import argv_of, plain_exit
 from sandbox.kube.sim.network import container_ports
 from sandbox.kube.sim.pod_state import ContainerSim, PodSim, container_spec
 from sandbox.kube.store import Store
@@ -23,13 +26,14 @@ def start_lines(pod: dict[str, Any], sim: PodSim, c: ContainerSim, cspec: dict[s
     service = str(as_dict(pod["metadata"].get("labels")).get("app") or repo.rsplit("/", 1)[-1])
 
     def j(t: float, level: str, msg: str, **kw: Any) -> tuple[float, str]:
-        return t, json.dumps({"time": fmt_micro(t), "level": level, "service": service, "msg": msg, **kw},
-                             separators=(",", ":"))
+        return json_line(t, service, level, msg, **kw)
 
     if sim.kind == "job":
-        argv = [str(x) for x in as_list(cspec.get("command")) + as_list(cspec.get("args"))]
-        lines = [(wall, "+ " + " ".join(argv))] if argv else []
+        argv = argv_of(as_list(cspec.get("command")), as_list(cspec.get("args")))
+        lines = [(wall, "+ " + shlex.join(argv))] if argv else [(wall, f"+ {c.image} (the image's entrypoint)")]
         tool = argv[0].rsplit("/", 1)[-1] if argv else ""
+        if plain_exit(argv) is not None:
+            return lines  # `false`, `sh -c 'exit 3'`: nothing to print but what ran
         if tool == "make" and len(argv) > 1 and argv[1] == "test":
             lines += [(wall, "go vet ./..."), (wall, "go test -race -count=1 ./...")]
         elif tool == "migrate":
@@ -52,8 +56,10 @@ def end_lines(pod: dict[str, Any], sim: PodSim, c: ContainerSim, code: int, reas
               wall: float) -> list[tuple[float, str]]:
     if sim.kind == "job":
         cspec = container_spec(pod, c.name)
-        argv = [str(x) for x in as_list(cspec.get("command")) + as_list(cspec.get("args"))]
+        argv = argv_of(as_list(cspec.get("command")), as_list(cspec.get("args")))
         tool = argv[0].rsplit("/", 1)[-1] if argv else ""
+        if plain_exit(argv) is not None:
+            return []
         if tool == "make" and len(argv) > 1 and argv[1] == "test":
             pkg = split_image(c.image)[0].rsplit("/", 1)[-1]
             if code == 0:
@@ -70,18 +76,91 @@ def end_lines(pod: dict[str, Any], sim: PodSim, c: ContainerSim, code: int, reas
                     (wall, "migrate: rolled back, schema still at 41")]
         return [(wall, "done")] if code == 0 else [(wall, f"error: command failed with exit code {code}")]
     if reason == "OOMKilled":
-        return []
+        return [json_line(wall, _service_of(pod, c), "warn", "heap usage growing", heap_alloc_mb=509, limit_mb=512),
+                (wall, "fatal error: runtime: out of memory")]
     if code != 0 and reason == "Error":
         return [
-            (wall, json.dumps({"time": fmt_micro(wall), "level": "error", "service": _service_of(pod, c),
-                               "msg": "failed to initialise provider client",
-                               "error": "missing required setting provider.api_key"}, separators=(",", ":"))),
+            json_line(wall, _service_of(pod, c), "error", "failed to initialise provider client",
+                      error="missing required setting provider.api_key"),
             (wall, "panic: runtime error: invalid memory address or nil pointer dereference"),
             (wall, "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x6b5c3a]"),
             (wall, ""), (wall, "goroutine 1 [running]:"), (wall, "main.main()"),
             (wall, "\t/src/cmd/server/main.go:42 +0x1ba"),
         ]
     return []
+
+
+def json_line(t: float, service: str, level: str, message: str, trace_id: str = "", **fields: Any
+              ) -> tuple[float, str]:
+    """One line as the seed's services write them (sandbox/seed/logs.py): timestamp, level, service,
+    trace_id, message, then the fields."""
+    record: dict[str, Any] = {"timestamp": fmt_micro(t), "level": level, "service": service}
+    if trace_id:
+        record["trace_id"] = trace_id
+    record["message"] = message
+    record.update(fields)
+    return t, json.dumps(record, separators=(",", ":"))
+
+
+GAPS = {"prod": 40.0, "staging": 90.0, "dev": 150.0}  # simulated seconds between a pod's lines, as in the seed
+FAILING_GAP = 20.0  # the orders staging database: an error every ~20 s
+
+
+def next_gap(pod: dict[str, Any], rng: random.Random, *, failing: bool) -> float:
+    """Simulated seconds until the service's next line."""
+    gap = FAILING_GAP if failing else GAPS.get(pod["metadata"]["namespace"], 60.0)
+    return rng.uniform(gap * 0.75, gap * 1.25)
+
+
+def down_checks(status: int, body: Any) -> list[tuple[str, str]]:
+    """The failing checks a readiness answer names: [(check, error)] (empty while it answers < 500)."""
+    if status < 500 or not isinstance(body, dict):
+        return []
+    checks = body.get("checks")
+    out = []
+    for name, check in (checks.items() if isinstance(checks, dict) else []):
+        if isinstance(check, dict) and check.get("status") == "down":
+            out.append((str(name), str(check.get("error") or "down")))
+    return out
+
+
+_TRAFFIC = {
+    "gateway": ("info", "POST /api/checkout 200 in {ms}ms", {"status": 200}),
+    "orders": ("info", "order created", {}),
+    "payment": ("info", "charge authorized", {"currency": "EUR"}),
+    "inventory": ("info", "stock reserved", {}),
+}
+
+
+def tick_lines(pod: dict[str, Any], c: ContainerSim, wall: float, rng: random.Random,  # noqa: PLR0917
+               down: list[tuple[str, str]], tick: int) -> list[tuple[float, str]]:
+    """What a running service logs at one of its ticks: a request it served (with a trace id), now and then
+    a cache refresh; while a check is down, the error (and every third time, the retry)."""
+    service = _service_of(pod, c)
+    ns = pod["metadata"]["namespace"]
+    if down:
+        name, error = down[0]
+        lines = [json_line(wall, service, "error", f"{name} unreachable: {error}",
+                           db_host=f"{service}-db.{ns}" if name == "database" else name, attempt=tick)]
+        if tick % 3 == 0:
+            lines.append(json_line(wall + 0.001, service, "warn", f"retrying {name} connection (attempt {tick})",
+                                   backoff_ms=min(30_000, 250 * tick)))
+        return lines
+    if tick % 6 == 0:
+        return [json_line(wall, service, "debug", "cache refreshed", entries=rng.randint(50, 900))]
+    trace = f"{rng.getrandbits(128):032x}"
+    level, message, fields = _TRAFFIC.get(service, ("info", "request handled", {"status": 200}))
+    ms = rng.randint(3, 180)
+    extra = dict(fields)
+    if service == "gateway":
+        extra["duration_ms"] = ms
+    elif service in ("orders", "payment", "inventory"):
+        extra["order_id"] = f"ord_{rng.randint(10_000, 99_999)}"
+        if service == "payment":
+            extra["amount_cents"] = rng.randint(500, 25_000)
+    else:
+        extra["duration_ms"] = ms
+    return [json_line(wall, service, level, message.format(ms=ms), trace, **extra)]
 
 
 def _service_of(pod: dict[str, Any], c: ContainerSim) -> str:

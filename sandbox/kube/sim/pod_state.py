@@ -32,6 +32,8 @@ class ContainerSim:
     next_live_probe: float = INF
     ready_fail: int = 0
     live_fail: int = 0
+    next_log: float = INF  # when the running service next logs (its traffic, or its database failing)
+    log_ticks: int = 0
     logs: list[list[tuple[float, str]]] = field(default_factory=list)  # one list per run, the newest last
 
 

@@ -9,13 +9,16 @@ seed_pod writes a pod that has been running for a while, already in its steady s
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
 from sandbox.kube.registry import split_image
 from sandbox.kube.resources import CONFIGMAPS, PODS, REPLICASETS
 from sandbox.kube.sim import logs, probes
+from sandbox.kube.sim.commands import argv_of, plain_exit
 from sandbox.kube.sim.core import INF, Core
+from sandbox.kube.sim.network import endpoint
 from sandbox.kube.sim.pod_state import ContainerSim, PodSim, cfield, container_spec
 from sandbox.kube.sim.pod_status import pod_status
 from sandbox.kube.sim.probes import MIN_PROBE_PERIOD, run_probe
@@ -29,6 +32,7 @@ TERMINATE_S = 0.5
 CRASH_RUN_S = 1.5
 LEAK_RUN_S = 4.0
 JOB_RUN_S = 2.0
+MAX_RUN_LINES = 5000  # what pods/log keeps of one container run
 
 
 class Kubelet:
@@ -39,6 +43,7 @@ class Kubelet:
         self.node_images: dict[str, set[str]] = {n: set() for n in self.nodes}
         self._next_node = 0
         self.ip_counter = 2
+        self.rng = random.Random(f"sandbox-kubelet-{core.cluster_name}")
 
     def ready_since(self, uid: str) -> float | None:
         """Since when (monotonic) all containers of the pod have been ready, None if they are not."""
@@ -129,15 +134,49 @@ class Kubelet:
         if sim.override and c.name == next(iter(sim.containers), c.name):
             return sim.override
         if sim.kind == "job":
-            spec = container_spec(pod, c.name)
-            words = " ".join(str(x) for x in as_list(spec.get("command")) + as_list(spec.get("args")))
-            if self.core.registry.has(c.image, "failing") or "fail" in words.lower():
-                return "failing"
-            return "ok"
+            code = self._job_exit(pod, c)
+            return "failing" if code else "ok"
         for b in ("crashing", "leaking"):
             if self.core.registry.has(c.image, b):
                 return b
         return "ok"
+
+    def _job_exit(self, pod: dict[str, Any], c: ContainerSim) -> int:
+        """A Job container's exit code: what its command plainly means (`false`, `sh -c 'exit 3'`), else
+        1 for an image the registry marks `failing` and 0 for any other."""
+        spec = container_spec(pod, c.name)
+        code = plain_exit(argv_of(as_list(spec.get("command")), as_list(spec.get("args"))))
+        if code is not None:
+            return code
+        return 1 if self.core.registry.has(c.image, "failing") else 0
+
+    def _emit(self, pod: dict[str, Any], c: ContainerSim, lines: list[tuple[float, str]]) -> None:
+        """The container prints lines: kept for pods/log (the current run, bounded) and, unless the seeding
+        writes what already happened (the seed's log history has it), handed to the log collector."""
+        if not lines:
+            return
+        run = c.logs[-1]
+        run.extend(lines)
+        if len(run) > MAX_RUN_LINES:
+            del run[: len(run) - MAX_RUN_LINES]
+        if not self.core.seeding:
+            meta = pod["metadata"]
+            labels = {"namespace": meta["namespace"], "pod": meta["name"], "container": c.name}
+            app = as_dict(meta.get("labels")).get("app")
+            if app:
+                labels["app"] = str(app)
+            self.core.log_outbox.append((labels, list(lines)))
+
+    def _log_tick(self, pod: dict[str, Any], c: ContainerSim, cspec: dict[str, Any], now: float,
+                  wall: float) -> None:
+        """A running service logs what it does: its traffic, or, while a check of its readiness endpoint is
+        down (the orders staging database), that failure; the next line comes after a gap in simulated time."""
+        ready_path = str(as_dict(as_dict(cspec.get("readinessProbe")).get("httpGet")).get("path") or "/readyz")
+        ep = endpoint(self.core, pod, c, ready_path)
+        down = logs.down_checks(ep.status, ep.body)
+        c.log_ticks += 1
+        self._emit(pod, c, logs.tick_lines(pod, c, wall, self.rng, down, c.log_ticks))
+        c.next_log = now + self.core.d(logs.next_gap(pod, self.rng, failing=bool(down)))
 
     def _backoff(self, n: int) -> float:
         return float(min(10 * 2 ** max(n, 0), 300))
@@ -213,8 +252,10 @@ class Kubelet:
                     self._probe(pod, sim, c, cspec, "readinessProbe", now, wall)
                 if now >= c.next_live_probe and c.stage == "running":
                     self._probe(pod, sim, c, cspec, "livenessProbe", now, wall)
+                if now >= c.next_log and c.stage == "running":
+                    self._log_tick(pod, c, cspec, now, wall)
                 if c.stage == "running":
-                    c.due = min(c.end_due, c.next_ready_probe, c.next_live_probe)
+                    c.due = min(c.end_due, c.next_ready_probe, c.next_live_probe, c.next_log)
             elif c.stage == "backoff":
                 c.restarts += 1
                 c.stage, c.due = "new", now
@@ -251,13 +292,17 @@ class Kubelet:
         c.stage = "running"
         c.ready_fail = c.live_fail = 0
         behaviour = self._behaviour(pod, sim, c)
-        c.logs.append(logs.start_lines(pod, sim, c, cspec, behaviour, wall))
+        c.logs.append([])
         if len(c.logs) > 5:
             del c.logs[0]
+        self._emit(pod, c, logs.start_lines(pod, sim, c, cspec, behaviour, wall))
+        c.log_ticks = 0
+        c.next_log = INF if sim.kind == "job" else now + self.core.d(logs.next_gap(pod, self.rng, failing=False))
         c.end_due, c.exit = INF, (0, "Completed")
         if sim.kind == "job":
             c.end_due = now + self.core.d(JOB_RUN_S)
-            c.exit = (1, "Error") if behaviour == "failing" else (0, "Completed")
+            code = self._job_exit(pod, c) if not sim.override else (1 if behaviour == "failing" else 0)
+            c.exit = (code, "Error") if code else (0, "Completed")
         elif behaviour == "crashing":
             c.end_due, c.exit = now + self.core.d(CRASH_RUN_S), (1, "Error")
         elif behaviour == "leaking":
@@ -268,14 +313,15 @@ class Kubelet:
         c.next_live_probe = now + self.core.d(as_int(lp.get("initialDelaySeconds"))) + self.core.d(1) if lp else INF
         if sim.kind == "job":
             c.next_ready_probe = c.next_live_probe = INF
-        c.due = min(c.end_due, c.next_ready_probe, c.next_live_probe)
+        c.due = min(c.end_due, c.next_ready_probe, c.next_live_probe, c.next_log)
 
     def _terminate(self, pod: dict[str, Any], sim: PodSim, c: ContainerSim, now: float, wall: float, code: int,  # noqa: PLR0917
                    reason: str) -> None:
         term = {"exitCode": code, "reason": reason, "startedAt": fmt_time(c.started_wall),
                 "finishedAt": fmt_time(wall), "containerID": c.container_id}
         if c.logs:
-            c.logs[-1].extend(logs.end_lines(pod, sim, c, code, reason, wall))
+            self._emit(pod, c, logs.end_lines(pod, sim, c, code, reason, wall))
+        c.next_log = INF
         c.ready = False
         c.started = False
         c.next_ready_probe = c.next_live_probe = INF
@@ -382,7 +428,7 @@ class Kubelet:
             lp = as_dict(cspec.get("livenessProbe"))
             if lp:
                 c.next_live_probe = now + max(self.core.d(as_int(lp.get("periodSeconds"), 10)), MIN_PROBE_PERIOD)
-            c.due = min(c.end_due, c.next_ready_probe, c.next_live_probe)
+            c.due = min(c.end_due, c.next_ready_probe, c.next_live_probe, c.next_log)
         for ctype in ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready", "PodScheduled"):
             sim.cond_times[ctype] = ("True", created + 3)
         status = pod_status(pod, sim, wall, self.nodes)
