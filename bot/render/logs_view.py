@@ -102,7 +102,9 @@ def level_counts(lines: Sequence[LogLine]) -> str:
 def links(lookup: LogLookup) -> list[Element]:
     notes: list[Element] = [Note(note) for note in lookup.notes]
     if lookup.explore_url:
-        notes.append(Note(f"<{lookup.explore_url}|Open this query in Grafana Explore>"))
+        # A link svcbot builds (the catalog's Grafana URL, the query percent-encoded): Slack link syntax on
+        # purpose, so it is clickable; the terminal shows the label and the URL.
+        notes.append(Note(f"<{lookup.explore_url}|Open this query in Grafana Explore>", markup=True))
     return notes
 
 

@@ -102,3 +102,11 @@ def test_ranges_and_axes_show_dates_when_they_cross_a_day() -> None:
     assert "the last 1d (2026-11-17 11:06:40 – 2026-11-18 11:06:40 UTC)" in text
     axis = next(line for line in text.splitlines() if "11-18 11:06:40" in line and "peak" not in line)
     assert "11-17 11:0" in axis
+
+
+def test_the_grafana_link_is_a_link_in_slack() -> None:
+    """The Explore link is Slack link syntax (clickable), not escaped text."""
+    message = slack.render(to_document(big_reply(3)))
+    blocks = json.dumps(message.blocks)
+    assert "<https://grafana.example.com/explore?panes=%7B%7D|Open this query in Grafana Explore>" in blocks
+    assert "&lt;https://grafana" not in blocks
