@@ -48,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="start the local stand-ins and write DIR/kubeconfig, DIR/catalog.yaml")
     sandbox.add_argument("--dir", default=".svcbot-sandbox", help="where to write kubeconfig and catalog.yaml")
     sandbox.add_argument("--time-scale", type=float, default=1.0, help="rollout speed (1.0 = seconds)")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="fault")
+    fault = sandbox_sub.add_parser(
+        "fault", help="break a running sandbox's Kubernetes or Loki stand-in, from another terminal",
+        description="kube CLUSTER down|stall|500|403|expire-watches|clear, loki 429|500|502|503|504|stall|clear, "
+                    "clear (everything), show. The sandbox's DIR/control.json says where its control URL is.")
+    fault.add_argument("--dir", dest="fault_dir", default=".svcbot-sandbox", help="the running sandbox's --dir")
+    fault.add_argument("what", nargs="+", metavar="WHAT", help="e.g. kube prod 500 --resource deployments --count 2")
+    fault.add_argument("--seconds", type=float, default=None, help="stall: how long (default: until clear)")
+    fault.add_argument("--resource", default=None, help="500/403: only this resource (deployments, pods/log ...)")
+    fault.add_argument("--verb", default=None, help="500/403: only this verb (get, list, watch, patch ...)")
+    fault.add_argument("--count", type=int, default=None, help="500/403: only this many requests")
+    fault.add_argument("--times", type=int, default=1, help="loki 429/500/...: this many queries (1)")
 
     demo = sub.add_parser("demo", help="sandbox + shell in one process: the first thing to run")
     demo.add_argument("--dir", default=None, help="where to keep the sandbox files (default: a temp dir)")
@@ -156,6 +168,12 @@ def _wait_for_signal() -> None:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    if getattr(args, "sandbox_command", None) == "fault":
+        from sandbox.stack import fault_command  # noqa: PLC0415
+
+        code, text = fault_command(args)
+        print(text, file=sys.stdout if code == 0 else sys.stderr)
+        return int(code)
     from sandbox.stack import SandboxStack  # noqa: PLC0415 - only these subcommands need the sandbox
 
     directory = Path(args.dir).resolve()
@@ -169,6 +187,8 @@ def _sandbox(args: argparse.Namespace) -> int:
         print(f"\nIn another terminal:\n  export {exports}")
         print("  svcbot shell --as alice        # the terminal, as the on-call engineer")
         print("  svcbot serve --port 3000       # the bot, in Socket Mode against the sandbox Slack")
+        print(f"  svcbot sandbox fault --dir {directory} kube prod stall   # rehearse an incident; "
+              "`... fault --dir DIR clear` ends it")
         print("Ctrl-C here stops the sandbox.", flush=True)
         _wait_for_signal()
     return 0

@@ -48,6 +48,7 @@ LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 FAULT_BODIES = {
     429: "too many outstanding requests",
+    500: "rpc error: code = Internal desc = sandbox fault injection",
     502: "<html><body><h1>502 Bad Gateway</h1></body></html>",
     503: "Service Unavailable",
     504: "request timed out, decrease the duration of the request or add more label matchers (prefer exact "
@@ -214,6 +215,14 @@ class LokiSandbox:
         with self._lock:
             self._faults.clear()
         self.unstall()
+
+    def fault_state(self) -> dict[str, Any]:
+        """What is switched on: {"failing": {status: how many more}, "stalled": bool}."""
+        with self._lock:
+            failing: dict[str, int] = {}
+            for status, _body, _matching in self._faults:
+                failing[str(status)] = failing.get(str(status), 0) + 1
+        return {"failing": failing, "stalled": self._stall_until > time.monotonic()}
 
     def requests_to(self, path: str) -> list[SeenRequest]:
         return [seen for seen in self.seen if seen.path == path]

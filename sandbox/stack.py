@@ -48,6 +48,7 @@ class SandboxStack:
         self.directory: Path | None = None
         self._started: list[Component] = []
         self.shipper: Any = None  # sandbox.shipper.LogShipper, when Kubernetes and Loki both run
+        self.control: Any = None  # sandbox.control.ControlServer: the control URL, in DIR/control.json
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -93,11 +94,20 @@ class SandboxStack:
                 self.shipper = LogShipper(self.kube, self.loki).start()
             self.kube.write_kubeconfig(directory / "kubeconfig")
             (directory / "catalog.yaml").write_text(self.catalog_text(), encoding="utf-8")
+            from sandbox.control import ControlServer  # noqa: PLC0415
+
+            self.control = ControlServer(self).start()  # faults from outside: DIR/control.json says where
+            self.control.write(directory)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
+        if self.control is not None:
+            control, self.control = self.control, None
+            control.stop()
+            if self.directory is not None:
+                (self.directory / "control.json").unlink(missing_ok=True)
         if self.shipper is not None:
             shipper, self.shipper = self.shipper, None
             try:
@@ -123,6 +133,8 @@ class SandboxStack:
         out: dict[str, str] = {}
         for component in self.components():
             out.update(component.addresses())
+        if self.control is not None:
+            out["control"] = self.control.url
         if self.directory is not None:
             out["kubeconfig"] = str(self.directory / "kubeconfig")
             out["catalog"] = str(self.directory / "catalog.yaml")
@@ -219,3 +231,10 @@ class SandboxStack:
             "# Seed world: sandbox/seed/README.md. The catalog format: DESIGN.md.\n"
         )
         return header + yaml.safe_dump(self.catalog(), sort_keys=False, width=120)
+
+
+def fault_command(args: Any) -> tuple[int, str]:
+    """`svcbot sandbox fault ...` (bot/cli.py): (exit code, what to print); see sandbox/control.py."""
+    from sandbox.control import run_cli  # noqa: PLC0415
+
+    return run_cli(args)

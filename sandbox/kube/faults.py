@@ -43,6 +43,11 @@ class Faults:
         return self._fault
 
     @property
+    def remaining(self) -> int | None:
+        """How many more requests a counted fault applies to (None: until cleared)."""
+        return self._remaining
+
+    @property
     def down(self) -> bool:
         f = self._fault
         return f is not None and f.mode == "down"

@@ -555,6 +555,7 @@ class Handler(KeepAliveHandler):
         initial: list[dict[str, Any]] = []
         with store.lock:
             current_rv = store.rv
+            epoch = store.watch_epoch
             if send_initial or rv_param in ("", "0"):
                 initial = [clone(o) for o in store.list(rt, ns) if matches(o)]
                 cursor = current_rv
@@ -588,6 +589,8 @@ class Handler(KeepAliveHandler):
                     if changes == []:
                         store.cond.wait(min(remaining, 0.5))
                         changes = store.changes_since(cursor)
+                    if store.watch_epoch != epoch:
+                        changes = None  # the watches were expired (control: expire-watches)
                 if changes is None:
                     self._chunk(encode("ERROR", {
                         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",

@@ -31,6 +31,7 @@ class Store:
         self._oldest_rv = first_rv  # a watch may start from this rv or later
         self.closed = False
         self.write_hooks: list[Any] = []
+        self.watch_epoch = 0  # grows when watches are expired (expire_watches)
 
     @property
     def rv(self) -> int:
@@ -93,6 +94,15 @@ class Store:
             # every write records exactly one change, so resourceVersions in the history are contiguous
             start = max(0, rv + 1 - self._history[0].rv)
             return self._history[start:]
+
+    def expire_watches(self) -> None:
+        """What a compaction does to watchers: every open watch ends with a 410 Expired ERROR event, and a
+        watch or list resumed from a resourceVersion before now gets 410 too (clients relist)."""
+        with self.cond:
+            self._history.clear()
+            self._oldest_rv = self._rv
+            self.watch_epoch += 1
+            self.cond.notify_all()
 
     def wait(self, timeout: float) -> None:
         with self.cond:
