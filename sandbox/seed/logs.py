@@ -157,7 +157,7 @@ def _inventory_prod_crashloop(log: _Log) -> None:
     pod = log.crashing_pod("prod", "inventory", "inventory-7c9d8f6b5-q8z2n")
     while ago > 30:
         restart += 1
-        log.json("prod", "inventory", ago, "info", "starting inventory v2.3.0", pod=pod, restart=restart)
+        log.json("prod", "inventory", ago, "info", "starting inventory v3.1.1", pod=pod, restart=restart)
         log.json("prod", "inventory", ago - 1.2, "error", "failed to load reservations cache: nil map",
                  pod=pod, cache="reservations")
         log.json("prod", "inventory", ago - 1.25, "fatal", "panic: assignment to entry in nil map", pod=pod)

@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from standins_helpers import KUBECTL, Kubectl
+from standins_helpers import KUBECTL, Kubectl, deployment_yaml
 
 from sandbox.stack import SandboxStack
 
@@ -132,13 +133,37 @@ def test_expired_watches_end_with_410(stack: SandboxStack) -> None:
     assert error["object"]["message"].startswith("too old resource version:")
 
 
-def test_kubectl_get_watch_relists_after_410(stack: SandboxStack, kubectl: Kubectl) -> None:
-    """kubectl rollout status keeps working through an expired watch (its informer relists)."""
-    assert stack.directory is not None
-    control(stack, "_sandbox/kube/prod/expire-watches", {})
-    result = kubectl("rollout", "status", "deployment/payment-api", "-n", "prod", "--timeout=30s",
-                     context="sandbox-prod-admin")
-    assert result.returncode == 0, result.stderr
+def test_kubectl_rollout_status_survives_an_expired_watch(stack: SandboxStack, kubectl: Kubectl) -> None:
+    """Mid-rollout, the watches expire: kubectl rollout status (client-go's UntilWithSync) relists and still
+    sees the rollout finish."""
+    name = f"expire-{uuid.uuid4().hex[:6]}"
+    slow = ("  template:\n    metadata: {labels: {app: NAME}}\n    spec:\n      containers:\n"
+            "      - name: app\n        image: registry.example.com/payment:1.4.2\n"
+            "        readinessProbe: {httpGet: {path: /readyz, port: 8080}, initialDelaySeconds: 100}\n")
+    manifest = deployment_yaml(name).split("  template:")[0] + slow.replace("NAME", name)
+    admin = "sandbox-prod-admin"
+    assert kubectl("create", "-f", "-", "-n", "prod", context=admin, stdin=manifest).returncode == 0
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(stack.directory),
+           "KUBECONFIG": str(Path(str(stack.directory)) / "kubeconfig")}
+    watcher = subprocess.Popen([str(KUBECTL), "--context", admin, "rollout", "status", f"deployment/{name}",
+                                "-n", "prod", "--timeout=120s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    try:
+        assert watcher.stdout is not None
+        first = watcher.stdout.readline()  # kubectl is watching, and the pod is not ready yet (5 s at 0.05)
+        assert first.startswith("Waiting for deployment"), first
+        assert control(stack, "_sandbox/kube/prod/expire-watches", {}).status_code == 200
+        out, err = watcher.communicate(timeout=150)
+        assert watcher.returncode == 0, err
+        assert f'deployment "{name}" successfully rolled out' in out
+        assert stack.kube is not None
+        watches = [path for _method, path, _code in list(stack.kube.cluster("prod").requests)
+                   if "/deployments" in path and "watch=true" in path and name in path]
+        assert len(watches) >= 2, watches  # the expired watch, and the one after relisting
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        kubectl("delete", "deployment", name, "-n", "prod", "--ignore-not-found", context=admin)
 
 
 @pytest.mark.parametrize(("status", "body"), [
