@@ -76,6 +76,7 @@ class TestHpa:
                        "--timeout=90s", context=ADMIN, timeout=120))
             table = ok(kubectl("get", "hpa", name, "-n", "prod", context=ADMIN))
             assert f"Deployment/{name}" in table
+            assert "cpu: 23%/70%" in table  # the load it started with (1 pod at target) over 3 pods
         finally:
             kubectl("delete", "hpa", name, "-n", "prod", "--ignore-not-found", context=ADMIN)
             kubectl("delete", "deployment", name, "-n", "prod", "--ignore-not-found", context=ADMIN)

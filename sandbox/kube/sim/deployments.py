@@ -528,6 +528,13 @@ class HpaController:
         status["desiredReplicas"] = desired
         if target is not None and status_replicas:
             util = round(self.load[uid] / status_replicas)
+            if not as_list(status.get("currentMetrics")):  # what the metrics server would report
+                millis = _cpu_request_millis(d)
+                fresh_metric: dict[str, Any] = {"averageUtilization": util}
+                if millis:
+                    fresh_metric["averageValue"] = f"{millis * util // 100}m"
+                status["currentMetrics"] = [{"type": "Resource", "resource": {"name": "cpu",
+                                                                              "current": fresh_metric}}]
             for metric in as_list(status.get("currentMetrics")):
                 current = as_dict(as_dict(as_dict(metric).get("resource")).get("current"))
                 before = as_int(current.get("averageUtilization"))
@@ -546,3 +553,16 @@ class HpaController:
                 new["status"] = status
                 self.core.put(HPAS, new)
         return now + self.core.d(self.SYNC_S)
+
+
+def _cpu_request_millis(d: dict[str, Any]) -> int:
+    """The CPU request of the deployment's pods, in millicores (0 when not set)."""
+    total = 0
+    pod_spec = as_dict(as_dict(as_dict(d.get("spec")).get("template")).get("spec"))
+    for c in as_list(pod_spec.get("containers")):
+        cpu = str(as_dict(as_dict(as_dict(c).get("resources")).get("requests")).get("cpu") or "")
+        try:
+            total += int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000) if cpu else 0
+        except ValueError:
+            continue
+    return total
