@@ -38,7 +38,9 @@ class Demo:
             os.execve(sys.executable, [sys.executable, "-m", "bot.cli", "demo"], env)
         self.screen = ""
 
-    def read_until(self, marker: bytes, timeout: float = 120.0) -> str:
+    def read_until(self, marker: bytes, timeout: float = 300.0) -> str:
+        # A wide deadline: it waits for the prompt, and a busy 2-core machine starting the sandbox (a CA,
+        # three stand-ins, the seed) took over 120 s once.
         got = b""
         deadline = time.monotonic() + timeout
         while not got.endswith(marker):
@@ -56,7 +58,7 @@ class Demo:
         self.screen += text
         return text
 
-    def send(self, line: str, timeout: float = 120.0) -> str:
+    def send(self, line: str, timeout: float = 300.0) -> str:
         os.write(self.fd, line.encode() + b"\n")
         return self.read_until(PROMPT, timeout)
 
