@@ -136,9 +136,18 @@ def _run(args: argparse.Namespace) -> int:
 
     runtime = build_runtime(catalog_path(args.catalog))
     try:
-        return shell.run_once(runtime.dispatcher, args.text, _user(args, runtime.catalog))
+        code, abandoned = shell.run_watched(runtime.dispatcher, args.text, _user(args, runtime.catalog),
+                                            sys.stdout, sys.stderr)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # decided: one more Ctrl-C must not break the way out
         runtime.close()
+    if abandoned:
+        # Ctrl-C left work on other threads (a command mid-call, a run marked INTERRUPTED mid-step), which the
+        # interpreter would wait for at exit: the store is closed and the answer printed, so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _shell(args: argparse.Namespace) -> int:
@@ -149,6 +158,7 @@ def _shell(args: argparse.Namespace) -> int:
     try:
         shell.Shell(runtime.dispatcher, _user(args, runtime.catalog), banner=f"(logs go to {args.log_path})\n").loop()
     finally:
+        runtime.deploys.stop_here("svcbot shell", wait=shell.STOP_WAIT)  # the shell asked; nothing may be left
         runtime.close()
     return 0
 
@@ -222,6 +232,9 @@ def _demo(args: argparse.Namespace) -> int:
                 shell.Shell(runtime.dispatcher, shell.resolve_as(runtime.catalog, args.as_user),
                             banner=demo_banner(args.log_path)).loop()
             finally:
+                # The shell asked before leaving and waited for cancelled runs; whatever still runs (the shell
+                # failed) is cancelled and waited for here: the sandbox must not go away under a rollout.
+                runtime.deploys.stop_here("svcbot demo", wait=shell.STOP_WAIT)
                 runtime.close()
     return 0
 

@@ -395,7 +395,7 @@ def for_deploys(deploys: Deploys, *, on_expired: Callable[[RequestRecord], None]
         return DeployKube(deploys.backends.kube(cluster))
 
     jobs = [expiry_job(on_expired, sweep=sweep, every=expiry_every), recovery_job(on_interrupted),
-            stranded_job(on_expired, after=max(STRANDED_AFTER, deploys.run_settings.stale_after
-                                               if deploys.run_settings is not None else 0.0)),
+            stranded_job(on_expired, after=max(deploys.run_settings.stranded_after, deploys.run_settings.stale_after)
+                         if deploys.run_settings is not None else STRANDED_AFTER),
             lock_housekeeping_job(deploys.catalog, kube_for)]
     return BackgroundWork(deploys.store, jobs, interval=interval)

@@ -7,6 +7,7 @@ executes the steps with their own timeouts, stops between steps when cancelled, 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from bot.core.errors import BackendError, BotError, Conflict
+from bot.core.crashpoints import crash_point
+from bot.core.errors import BackendError, BotError, Conflict, UsageError
 from bot.deploys.plan import ROLLBACK_TARGET, ROLLBACK_TIMEOUT, Plan, PlannedStep, superseded
 from bot.deploys.progress import LogSink, NoteSink, ProgressSink
 from bot.deploys.steps import KINDS
@@ -59,6 +61,36 @@ class RunSettings:
     lease_duration: int = 60  # seconds a deploy lock outlives its holder's last renewal
     stale_after: float = 30.0  # seconds without a heartbeat before another process marks a run INTERRUPTED
     rollback_timeout: float = ROLLBACK_TIMEOUT
+    stranded_after: float = 60.0  # seconds an APPROVED request may wait for its run before it counts as stranded
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> RunSettings:
+        """The defaults, with any of SVCBOT_RUN_HEARTBEAT, SVCBOT_RUN_LOCK_RENEW, SVCBOT_RUN_POLL,
+        SVCBOT_RUN_LEASE_DURATION, SVCBOT_RUN_STALE_AFTER, SVCBOT_RUN_STRANDED_AFTER (seconds) set; `svcbot
+        serve` reads them (the crash-point suite runs with short ones)."""
+        defaults = cls()
+        values: dict[str, float] = {}
+        for name in ("heartbeat", "lock_renew", "poll", "lease_duration", "stale_after", "stranded_after"):
+            text = environ.get(f"SVCBOT_RUN_{name.upper()}", "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                raise UsageError(f"SVCBOT_RUN_{name.upper()} must be a number of seconds, not {text!r}") from None
+            if value <= 0:
+                raise UsageError(f"SVCBOT_RUN_{name.upper()} must be more than 0 seconds")
+            values[name] = value
+        settings = dataclasses.replace(
+            defaults, heartbeat=values.get("heartbeat", defaults.heartbeat),
+            lock_renew=values.get("lock_renew", defaults.lock_renew), poll=values.get("poll", defaults.poll),
+            lease_duration=max(1, int(values.get("lease_duration", defaults.lease_duration))),
+            stale_after=values.get("stale_after", defaults.stale_after),
+            stranded_after=values.get("stranded_after", defaults.stranded_after))
+        if settings.lock_renew >= settings.lease_duration:
+            raise UsageError(f"SVCBOT_RUN_LOCK_RENEW ({settings.lock_renew:g}s) must be shorter than the lease "
+                             f"duration ({settings.lease_duration}s)")
+        return settings
 
 
 SinkFactory = Callable[[Snapshot], ProgressSink]
@@ -153,6 +185,7 @@ class RunEngine:
         plan = Plan.from_json(request.plan)
         if lock is None:
             lock = self.acquire_lock(plan, request_id, request.requester)
+        crash_point("after:lock.acquired")
         specs = [StepSpec(target=step.target, kind=step.kind, description=step.describe(plan.workload, self.kinds))
                  for step in plan.steps]
         try:

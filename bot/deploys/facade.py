@@ -163,6 +163,52 @@ class Deploys:
         """Release the store; nobody waits for runs here (close_store(grace) before this, to wait)."""
         self.close_store(0.0)
 
+    # --- the runs this process executes (a terminal that is about to leave) -----------------------------
+
+    def running_here(self) -> list[Snapshot]:
+        """The runs this process is executing now, as the store has them."""
+        with self._lock:
+            engine = self._engine
+        if engine is None:
+            return []
+        return [self.store().snapshot(request_id) for request_id in engine.active()]
+
+    def stop_here(self, actor: str, *, wait: float) -> list[Snapshot]:
+        """Cancel every run this process executes (each stops where it is and rolls back as its target's
+        on_failure says) and wait up to `wait` seconds for them to end; their snapshots then."""
+        with self._lock:
+            engine = self._engine
+        if engine is None:
+            return []
+        ids = engine.active()
+        for request_id in ids:
+            engine.cancel(request_id, actor)
+        end = time.monotonic() + wait
+        ended = []
+        for request_id in ids:
+            handle = engine.handle(request_id)
+            ended.append(handle.wait(max(0.0, end - time.monotonic())) if handle is not None
+                         else self.store().snapshot(request_id))
+        return ended
+
+    def cancel_here(self, request_id: str, actor: str) -> bool:
+        """Cancel a run this process executes (the terminal that started it stops it); False if it is not
+        running here or a cancel was already asked for."""
+        with self._lock:
+            engine = self._engine
+        return engine is not None and engine.cancel(request_id, actor)
+
+    def interrupt_here(self) -> list[str]:
+        """Leave the runs this process executes: each is marked INTERRUPTED now (not rolled back, its deploy
+        lock left to expire), as a process on its way out does. The ids of those it marked."""
+        with self._lock:
+            engine = self._engine
+        if engine is None:
+            return []
+        ids = engine.active()
+        engine.shutdown(0.0, interrupt=True)
+        return ids
+
     # --- reading --------------------------------------------------------------------------------------
 
     def current_image(self, plan: Plan, *, deadline: float) -> CurrentImage:

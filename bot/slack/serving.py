@@ -35,6 +35,7 @@ from bot.core.catalog import missing_profile_dirs
 from bot.core.errors import CatalogError, UserError
 from bot.deploys import approvals, background
 from bot.deploys.background import BackgroundWork
+from bot.deploys.engine import RunSettings
 from bot.runtime import Runtime, build_runtime
 from bot.slack.app import SvcBot
 from bot.slack.webapi import SlackPoster, api_url, make_web_client
@@ -344,6 +345,9 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
         if missing := missing_profile_dirs(runtime.catalog):
             runtime.close()
             raise CatalogError(missing)
+    if runtime.deploys.run_settings is None:
+        # Heartbeat, staleness and Lease durations (SVCBOT_RUN_*); before the store opens, which reads them.
+        runtime.deploys.run_settings = RunSettings.from_environ(env)
     app_token = env.get("SLACK_APP_TOKEN")
     signing_secret = env.get("SLACK_SIGNING_SECRET")
     if not app_token and not signing_secret:
@@ -370,11 +374,18 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
     # Approval expiry, interrupted-run recovery and lock housekeeping, on whichever replica leads
     # (bot/deploys/background.py). A click after the deadline is refused with or without the sweep; the sweep is
     # what takes the buttons off messages nobody clicks.
-    running.background = background.for_deploys(
+    work = background.for_deploys(
         runtime.deploys, sweep=approvals.expire_due,
         on_expired=lambda request: bot.approval_messages.refresh(request.id),
-        interval=min(BACKGROUND_INTERVAL, EXPIRY_SWEEP_INTERVAL), expiry_every=EXPIRY_SWEEP_INTERVAL,
-    ).start()
+        interval=background_interval(env), expiry_every=EXPIRY_SWEEP_INTERVAL,
+    )
+    running.background = work
+    # What a replica that died still owed Slack (the outbox) is sent by the leader, once it is as old as a
+    # stale run; the leader's own rows and every replica's own go at once.
+    settings = runtime.deploys.run_settings
+    bot.reporter.orphans_after = lambda: settings.stale_after if settings is not None else 30.0
+    bot.reporter.leading = lambda: work.leading
+    work.start()
     metrics.SLACK_CONNECTED.set_function(lambda: 1.0 if health.slack_up() else 0.0)
     log.info("svcbot.started", mode="socket" if app_token else "http",
              port=running.events_server.port if running.events_server else None,
@@ -383,6 +394,16 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
 
 
 SHUTDOWN_GRACE = 20.0  # seconds running commands and runs get after SIGTERM; SVCBOT_SHUTDOWN_GRACE overrides
+
+
+def background_interval(environ: Mapping[str, str]) -> float:
+    """Seconds between background ticks: BACKGROUND_INTERVAL, or SVCBOT_BACKGROUND_INTERVAL (tests)."""
+    text = environ.get("SVCBOT_BACKGROUND_INTERVAL", "")
+    try:
+        value = float(text) if text else min(BACKGROUND_INTERVAL, EXPIRY_SWEEP_INTERVAL)
+    except ValueError:
+        raise UserError(f"SVCBOT_BACKGROUND_INTERVAL must be a number of seconds, not {text!r}") from None
+    return max(0.05, value)
 
 
 def shutdown_grace(environ: Mapping[str, str]) -> float:

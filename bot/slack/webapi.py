@@ -5,6 +5,12 @@ answers, ephemeral otherwise); a message that must be updated or threaded later 
 chat.postMessage (which returns its ts), falling back to response_url with a hint to invite the bot when the
 bot is not in the channel; a long output goes as a file (files.getUploadURLExternal + completeUploadExternal,
 via files_upload_v2). Rate limits are retried after Retry-After by slack_sdk's retry handler.
+
+One poster per process, with one rate limit per channel (`ChannelPace`): every message posted in a channel
+(answers, approval messages, deploy progress and outcomes, and later watch incidents) takes the channel's next
+slot, about one a second (Slack's rule for chat.postMessage); updates of a message (chat.update, Tier 3, not
+limited per channel) go at once. A 429 that outlasts slack_sdk's retries holds every post and update to that
+channel for its Retry-After.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ TIMEOUT_SECONDS = 10  # each wait for bytes (slack_sdk's timeout)
 # the connection does). Long enough for slack_sdk's retries after a short Retry-After.
 CALL_DEADLINE = 20.0
 NOT_A_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
+CHANNEL_INTERVAL = 1.0  # seconds between two messages (posted or updated) in one channel
 INVITE_HINT = "I can't post in this channel: invite me with `/invite @svcbot` to get threaded progress and files."
 
 
@@ -84,11 +91,58 @@ def within(seconds: float, what: str, call: Callable[[], T]) -> T:
         raise BackendUnavailable(f"Slack {what}: no whole answer within {seconds:g}s") from None
 
 
+class RateLimited(BackendUnavailable):
+    """Slack answered 429 even after the retries; `retry_after` is what it asked for (seconds)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ChannelPace:
+    """One rate limit per channel: each message takes the channel's next slot, `interval` seconds apart; a
+    Retry-After pushes the next slot back. Thread-safe; shared by everything that posts through the poster."""
+
+    def __init__(self, interval: float = CHANNEL_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._next: dict[str, float] = {}  # the channel's next free slot for a post
+        self._held: dict[str, float] = {}  # nothing goes to the channel before this (a Retry-After)
+        self._lock = threading.Lock()
+
+    def ready_in(self, channel: str) -> float:
+        """Seconds until the channel's next slot is free (0 when it is)."""
+        with self._lock:
+            return max(0.0, self._next.get(channel, 0.0) - self.clock(), self._held.get(channel, 0.0) - self.clock())
+
+    def held_for(self, channel: str) -> float:
+        """Seconds the channel is still held by a Retry-After (0 when it is not)."""
+        with self._lock:
+            return max(0.0, self._held.get(channel, 0.0) - self.clock())
+
+    def reserve(self, channel: str) -> float:
+        """Take the channel's next slot; how long to wait before using it."""
+        with self._lock:
+            now = self.clock()
+            at = max(now, self._next.get(channel, 0.0), self._held.get(channel, 0.0))
+            self._next[channel] = at + self.interval
+            if len(self._next) > 10_000:  # forget channels whose slots are long past
+                self._next = {key: value for key, value in self._next.items() if value > now}
+                self._held = {key: value for key, value in self._held.items() if value > now}
+            return at - now
+
+    def back_off(self, channel: str, seconds: float) -> None:
+        """Slack said wait `seconds` (Retry-After): nothing more goes to the channel before then."""
+        with self._lock:
+            self._held[channel] = max(self._held.get(channel, 0.0), self.clock() + seconds)
+
+
 class SlackPoster:
     def __init__(self, client: WebClient, usergroup_ttl: float = 300.0,
-                 call_deadline: float = CALL_DEADLINE) -> None:
+                 call_deadline: float = CALL_DEADLINE, interval: float = CHANNEL_INTERVAL) -> None:
         self.client = client
         self.call_deadline = call_deadline
+        self.pace = ChannelPace(interval)
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._groups_lock = threading.Lock()
         self._usergroup_ttl = usergroup_ttl
@@ -141,19 +195,29 @@ class SlackPoster:
             log.warning("slack.hint_failed")
 
     def post(self, channel: str, message: SlackMessage, thread_ts: str | None = None) -> str:
+        self._wait_turn(channel)
         response = self._call("chat_postMessage", channel=channel, text=message.text, blocks=message.blocks,
                               thread_ts=thread_ts)
         return str(response["ts"])
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
+        held = self.pace.held_for(channel)
+        if held > 0:
+            time.sleep(held)
         self._call("chat_update", channel=channel, ts=ts, text=message.text, blocks=message.blocks)
 
     def post_ephemeral(self, channel: str, user: str, message: SlackMessage) -> None:
         self._call("chat_postEphemeral", channel=channel, user=user, text=message.text, blocks=message.blocks)
 
     def post_text(self, channel: str, text: str, thread_ts: str | None = None) -> str:
+        self._wait_turn(channel)
         response = self._call("chat_postMessage", channel=channel, text=text, thread_ts=thread_ts)
         return str(response["ts"])
+
+    def _wait_turn(self, channel: str) -> None:
+        delay = self.pace.reserve(channel)
+        if delay > 0:
+            time.sleep(delay)
 
     def upload(self, to: Destination, message: SlackMessage) -> None:
         attachment = message.attachment
@@ -196,9 +260,28 @@ class SlackPoster:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             if error in NOT_A_MEMBER:
                 raise _NotAMember(error) from exc
+            if exc.response is not None and exc.response.status_code == 429:
+                retry_after = _retry_after(exc.response.headers)
+                channel = kwargs.get("channel")
+                if isinstance(channel, str) and channel:
+                    self.pace.back_off(channel, retry_after)
+                raise RateLimited(f"Slack {method.replace('_', '.', 1)} rate-limited: retry after "
+                                  f"{retry_after:g}s", retry_after) from exc
             raise BackendUnavailable(f"Slack {method.replace('_', '.', 1)} failed: {error or 'error'}") from exc
         except (SlackClientError, OSError) as exc:
             raise BackendUnavailable(f"Slack {method} failed: {type(exc).__name__}") from exc
+
+
+def _retry_after(headers: Mapping[str, Any] | None) -> float:
+    """Retry-After in seconds (1 when absent or unreadable)."""
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) and value else value
+            try:
+                return max(0.0, float(str(raw)))
+            except ValueError:
+                break
+    return 1.0
 
 
 class _NotAMember(Exception):

@@ -21,7 +21,7 @@ from bot.deploys.store import SCHEMA_VERSION, TABLES, Database, Transaction, mig
 BATCH = 200  # rows per INSERT statement when copying
 # The order rows are read in, so a copy keeps ids and sequence numbers in the same order.
 _ORDER = {"requests": "created_at, id", "runs": "request_id", "steps": "request_id, seq",
-          "votes": "request_id, approver", "audit": "id"}
+          "votes": "request_id, approver", "audit": "id", "outbox": "id"}
 
 
 def add_parser(sub: Any) -> None:
@@ -101,9 +101,10 @@ def copy_database(source: Database, target: Database) -> dict[str, int]:
         for table in TABLES:
             _insert(tx, table, rows[table])
         if target.dialect == "postgresql":
-            # Audit ids were copied as they were: move the identity on past them.
-            tx.query("SELECT setval(pg_get_serial_sequence('audit', 'id'), "
-                     "(SELECT COALESCE(MAX(id), 0) + 1 FROM audit), false) AS next")
+            # Audit and outbox ids were copied as they were: move their identities on past them.
+            for table in ("audit", "outbox"):
+                tx.query(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - fixed names
+                         f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false) AS next")
     with target.transaction(write=False) as tx:
         copied = {table: int(tx.query(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])  # noqa: S608 - fixed names
                   for table in TABLES}

@@ -3,6 +3,14 @@
 Identity: `--as`/`as USER` only when the catalog says `terminal: {allow_as: true}`; otherwise the acting
 user is the OS user mapped through `terminal.users`, or nobody (`terminal:<os user>`, which matches only
 rules open to everyone). The OS user is logged beside the acting user on every command.
+
+Ctrl-C and the runs this process executes (a deploy started in the terminal runs here, in this process):
+- in the shell, Ctrl-C while a command waits stops watching at once and returns to the prompt, naming the
+  runs that go on and how to cancel them; leaving the shell (exit, Ctrl-D) with runs going asks first, then
+  cancels them (each rolls back as its target says) and waits for that, so nothing shuts down under a
+  rollout (in `svcbot demo`: the sandbox); a Ctrl-C during that wait leaves them marked INTERRUPTED;
+- `svcbot run` owns its run: Ctrl-C cancels it and waits for the rollback (exit 3, CANCELLED), a second
+  Ctrl-C leaves it marked INTERRUPTED (exit 3). Never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO, get_args
@@ -21,6 +30,8 @@ from typing import TextIO, get_args
 from bot.core.catalog import Catalog, RuleVerb
 from bot.core.errors import UsageError
 from bot.core.policy import Policy
+from bot.deploys.progress import final_line
+from bot.deploys.store import Snapshot
 from bot.dispatch.dispatcher import Dispatcher
 from bot.render import text as text_render
 from bot.render.views import to_document  # importing bot.render registers every view
@@ -28,6 +39,7 @@ from bot.replies.base import Reply
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 PROMPT = "svc> "
+STOP_WAIT = 600.0  # seconds leaving waits for cancelled runs to roll back (their own step timeouts bound it)
 SHELL_HELP = """
 shell commands
   as USER    act as another user (a terminal user or a Slack user id), where the catalog allows it
@@ -71,9 +83,39 @@ def render_reply(reply: Reply, width: int | None = None) -> str:
     return out
 
 
-def run_once(dispatcher: Dispatcher, text: str, user: str, out: TextIO = sys.stdout) -> int:
+class Gate:
+    """A text stream that stops passing writes on once closed: a command the user stopped watching keeps
+    running on its thread, and must not print over the prompt."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._open = threading.Event()
+        self._open.set()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self._open.is_set():
+                self.out.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._open.is_set():
+                self.out.flush()
+
+    def isatty(self) -> bool:
+        return self.out.isatty()
+
+    def close(self) -> None:
+        with self._lock:
+            self._open.clear()
+
+
+def run_once(dispatcher: Dispatcher, text: str, user: str, out: TextIO | Gate = sys.stdout) -> int:
     def progress(line: str) -> None:
-        print(line, file=out, flush=True)
+        out.write(line + "\n")
+        out.flush()
 
     reply = dispatcher.execute(text, user, source="terminal", progress=progress, os_user=os_user(),
                                follow_runs=True)
@@ -82,7 +124,65 @@ def run_once(dispatcher: Dispatcher, text: str, user: str, out: TextIO = sys.std
     return reply.outcome.exit_code
 
 
-def terminal_width(out: TextIO) -> int | None:
+def run_watched(dispatcher: Dispatcher, text: str, user: str, out: TextIO, err: TextIO) -> tuple[int, bool]:
+    """`svcbot run`: one command on a thread of its own, so that Ctrl-C reaches this one. The first Ctrl-C
+    cancels the runs it started (they roll back) and waits for them; the second leaves them marked
+    INTERRUPTED. Returns the exit code (3 for a run that was cancelled or left) and whether work was left
+    behind on other threads (the process should then leave without waiting for them)."""
+    deploys = dispatcher.deploys
+    result: dict[str, int] = {}
+    done = _in_thread(lambda: result.setdefault("code", run_once(dispatcher, text, user, out)), "svcbot-run")
+    try:
+        _wait(done)
+        return result.get("code", 2), False
+    except KeyboardInterrupt:
+        running = deploys.running_here()
+        if not running:
+            err.write("\ninterrupted\n")
+            return 130, True
+        err.write("\n" + "".join(f"cancelling {_name(run)}: it stops and rolls back; Ctrl-C again leaves it "
+                                 f"to be marked INTERRUPTED\n" for run in running))
+        err.flush()
+    try:
+        for run in running:
+            deploys.cancel_here(run.id, user)
+        _wait(done)  # the command follows its run to the end, and prints it
+        return result.get("code", 3), False
+    except KeyboardInterrupt:
+        for request_id in deploys.interrupt_here():
+            err.write(f"\nleft {request_id}: marked INTERRUPTED (not rolled back); its deploy lock expires by "
+                      "itself\n")
+        err.flush()
+        return 3, True
+
+
+def _in_thread(work: Callable[[], object], name: str) -> threading.Event:
+    """Run `work` on a daemon thread; the event is set when it has ended (however it ended)."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
+
+
+def _wait(done: threading.Event) -> None:
+    """Wait for the event in the main thread, where Ctrl-C's KeyboardInterrupt arrives (an Event's wait may be
+    interrupted safely; a Thread.join interrupted by it can report a live thread as ended)."""
+    while not done.wait(0.2):
+        pass
+
+
+def _name(run: Snapshot) -> str:
+    request = run.request
+    return f"{request.kind} {request.id} ({request.service} in {request.env}, {request.version})"
+
+
+def terminal_width(out: TextIO | Gate) -> int | None:
     """The terminal's columns when `out` is one; None (no fitting: scripts get every column) otherwise."""
     try:
         return shutil.get_terminal_size().columns if out.isatty() else None
@@ -150,9 +250,62 @@ class Shell:
             else:
                 self.out.write(f"now acting as {self.user}\n")
             return True
-        run_once(self.dispatcher, line, self.user, self.out)
+        if not self._watch(line):
+            return True
         if word == "help" and not rest.strip():
             self.out.write(SHELL_HELP)
+        return True
+
+    def _watch(self, line: str) -> bool:
+        """Run one command on its own thread and watch it; Ctrl-C stops watching (False) and says which runs
+        go on here and how to cancel them."""
+        deploys = self.dispatcher.deploys
+        before = {run.id for run in deploys.running_here()}
+        gate = Gate(self.out)
+        done = _in_thread(lambda: run_once(self.dispatcher, line, self.user, gate), "svcbot-command")
+        try:
+            _wait(done)
+            return True
+        except KeyboardInterrupt:
+            gate.close()
+        going = [run for run in deploys.running_here() if run.id not in before] or deploys.running_here()
+        self.out.write("\n^C stopped watching.")
+        for run in going:
+            self.out.write(f" {_name(run)} goes on here: `cancel {run.id}` stops it and rolls back.")
+        if going:
+            self.out.write(" Leaving the shell asks first.")
+        self.out.write("\n")
+        self.out.flush()
+        return False
+
+    def may_leave(self) -> bool:
+        """Leaving with runs going here: ask, then cancel them (they roll back) and wait; False to stay."""
+        deploys = self.dispatcher.deploys
+        running = deploys.running_here()
+        if not running:
+            return True
+        self.out.write("".join(f"{_name(run)} is still running here.\n" for run in running))
+        try:
+            answer = self.read("Cancel (rolling back) and leave? [y/N] ")
+        except EOFError:
+            answer = "y"  # nobody left to ask: the safe way out
+            self.out.write("\n")
+        except KeyboardInterrupt:
+            self.out.write("\n")
+            return False
+        if answer.strip().lower() not in {"y", "yes"}:
+            self.out.write("staying; `cancel <id>` stops a run.\n")
+            return False
+        self.out.write("cancelling; waiting for the rollback (Ctrl-C leaves them to be marked INTERRUPTED)\n")
+        self.out.flush()
+        try:
+            ended = deploys.stop_here(self.user, wait=STOP_WAIT)
+        except KeyboardInterrupt:
+            for request_id in deploys.interrupt_here():
+                self.out.write(f"left {request_id}: marked INTERRUPTED (not rolled back); its deploy lock expires "
+                               "by itself\n")
+            return True
+        self.out.write("".join(final_line(run) + "\n" for run in ended))
         return True
 
     def loop(self) -> None:
@@ -166,11 +319,13 @@ class Shell:
                     line = self.read(PROMPT)
                 except EOFError:
                     self.out.write("\n")
-                    break
+                    if self.may_leave():
+                        break
+                    continue
                 except KeyboardInterrupt:
                     self.out.write("\n")
                     continue
-                if not self.handle(line):
+                if not self.handle(line) and self.may_leave():
                     break
         finally:
             history()

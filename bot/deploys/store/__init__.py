@@ -32,6 +32,7 @@ from bot.deploys.store.records import (
     BAD_ENDINGS,
     FINAL,
     NewRequest,
+    OutboxItem,
     Owner,
     RequestRecord,
     RunRecord,
@@ -44,16 +45,19 @@ from bot.deploys.store.records import (
     new_id,
 )
 from bot.deploys.store.replays import REPLAY_WINDOW, first_sight, forget_expired
-from bot.deploys.store.store import Store
+from bot.deploys.store.store import LINE, OUTCOME, Store
 
 __all__ = [
     "BAD_ENDINGS",
     "FINAL",
+    "LINE",
+    "OUTCOME",
     "REPLAY_WINDOW",
     "SCHEMA_VERSION",
     "TABLES",
     "Database",
     "NewRequest",
+    "OutboxItem",
     "Owner",
     "PostgresDatabase",
     "RequestRecord",

@@ -91,11 +91,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX seen_requests_by_time ON seen_requests (seen_at)",
     ),
+    # 3: what a request's Slack thread is still owed (outbox.py): progress lines, and its message updated with
+    # the outcome, written with what they report and sent by whichever process is alive
+    (
+        """CREATE TABLE outbox (
+            id {autoid},
+            request_id TEXT NOT NULL REFERENCES requests (id),
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            writer TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            sent_at DOUBLE PRECISION
+        )""",
+        "CREATE INDEX outbox_unsent ON outbox (sent_at, request_id, id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK = "svcbot.store.migrate"
 # Tables in the order a copy fills them (each row's foreign keys point at rows copied before it).
-TABLES = ("requests", "runs", "steps", "votes", "audit")
+TABLES = ("requests", "runs", "steps", "votes", "audit", "outbox")
 
 
 def schema_version(database: Database) -> int:

@@ -180,6 +180,18 @@ class AuditEvent:
 
 
 @dataclass(frozen=True)
+class OutboxItem:
+    """Something a request's Slack thread is owed (store.py's outbox): a progress line, or the outcome."""
+
+    id: int
+    request_id: str
+    kind: str  # LINE | OUTCOME (store.py)
+    text: str
+    writer: str  # the owner id of the process that wrote it (it sends its own at once)
+    created_at: float
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """A request with its run and steps, read together: what progress messages and replies show."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from bot.core.crashpoints import crash_point
 from bot.core.errors import Conflict, NotFound
 from bot.deploys.store.database import Database, Row, Transaction
 from bot.deploys.store.location import open_database
@@ -26,6 +27,7 @@ from bot.deploys.store.records import (
     OUTPUT_TAIL_LIMIT,
     AuditEvent,
     NewRequest,
+    OutboxItem,
     Owner,
     RequestRecord,
     RunRecord,
@@ -39,6 +41,10 @@ from bot.deploys.store.records import (
 )
 
 log = structlog.get_logger("svcbot.store")
+
+LINE = "line"  # outbox: a progress line for the request's thread
+OUTCOME = "outcome"  # outbox: the run ended; its message is updated with the outcome (and the thread told)
+OUTBOX_KEPT = 86400.0  # seconds a delivered outbox row is kept (for looking into what was sent)
 
 
 class AlreadyPending(Conflict):
@@ -115,6 +121,7 @@ class Store:
             if new.state is State.APPROVED:
                 detail["approval"] = "not required"
             self._audit(tx, now, request_id, new.requester, "request.created", to_state=new.state, detail=detail)
+        crash_point("after:request.created")
         return self.request(request_id)
 
     def transition(self, request_id: str, to: State, *, actor: str, expected: Iterable[State] | None = None,
@@ -129,8 +136,11 @@ class Store:
         now = time.time() if now is None else now
         sources = _sources(to, expected)
         with self.database.transaction() as tx:
-            return self._transition(tx, request_id, sources, to, actor=actor, reason=reason, detail=detail,
-                                    unexpired=unexpired, now=now)
+            moved = self._transition(tx, request_id, sources, to, actor=actor, reason=reason, detail=detail,
+                                     unexpired=unexpired, now=now)
+        if moved:
+            crash_point(f"after:request.{to.value.lower()}")
+        return moved
 
     def _transition(self, tx: Transaction, request_id: str, sources: Sequence[State], to: State, *, actor: str,
                     reason: str, detail: Mapping[str, Any] | None, unexpired: bool, now: float,
@@ -154,6 +164,12 @@ class Store:
         if to in FINAL:
             tx.execute("UPDATE runs SET finished_at = ? WHERE request_id = ? AND finished_at IS NULL",
                        (now, request_id))
+        if to in FINAL and before and before[0]["state"] == State.RUNNING.value:
+            # The run ended: its Slack message is owed the outcome, written with the end itself so that no
+            # crash can leave the store right and Slack saying "running" (the outbox, below).
+            tx.execute("INSERT INTO outbox (request_id, kind, text, writer, created_at, sent_at) "
+                       "SELECT id, ?, '', ?, ?, NULL FROM requests WHERE id = ? AND source = 'slack'",
+                       (OUTCOME, self.owner.id, now, request_id))
         audit_detail = dict(detail or {})
         if reason:
             audit_detail["reason"] = reason
@@ -166,6 +182,7 @@ class Store:
         with self.database.transaction() as tx:
             tx.execute("UPDATE requests SET channel = ?, thread_ts = ? WHERE id = ?",
                        (channel, thread_ts, request_id))
+        crash_point("after:thread.set")
 
     def request(self, request_id: str) -> RequestRecord:
         rows = self._query("SELECT * FROM requests WHERE id = ?", (request_id,))
@@ -210,6 +227,7 @@ class Store:
                 "'', '', '')",
                 (request_id, self.owner.host, self.owner.pid, self.owner.id, now, now, from_image, to_image))
             self._insert_steps(tx, request_id, 0, steps)
+        crash_point("after:request.running")
         return True
 
     def _insert_steps(self, tx: Transaction, request_id: str, first_seq: int, steps: Sequence[StepSpec]) -> None:
@@ -278,11 +296,14 @@ class Store:
             raise ValueError(f"a run cannot end {to}")
         now = time.time() if now is None else now
         with self.database.transaction() as tx:
-            return self._transition(
+            ended = self._transition(
                 tx, request_id, (State.RUNNING,), to, actor="svcbot", reason=reason, detail=detail,
                 unexpired=False, now=now,
                 extra_condition="id IN (SELECT request_id FROM runs WHERE request_id = ? AND owner_id = ?)",
                 extra_params=(request_id, self.owner.id))
+        if ended:
+            crash_point(f"after:request.{to.value.lower()}")
+        return ended
 
     def run(self, request_id: str) -> RunRecord | None:
         rows = self._query("SELECT * FROM runs WHERE request_id = ?", (request_id,))
@@ -364,6 +385,7 @@ class Store:
         with self.database.transaction() as tx:
             tx.execute("UPDATE steps SET state = ?, started_at = ? WHERE request_id = ? AND seq = ?",
                        (StepState.RUNNING.value, now, request_id, seq))
+        crash_point(f"after:step.started:{seq}")
 
     def step_finished(self, request_id: str, seq: int, state: StepState, *, output: str = "", error: str = "",
                       now: float | None = None) -> None:
@@ -373,6 +395,7 @@ class Store:
                 "UPDATE steps SET state = ?, finished_at = ?, output_tail = ?, error = ? "
                 "WHERE request_id = ? AND seq = ?",
                 (state.value, now, _tail(output), _tail(error, 1000), request_id, seq))
+        crash_point(f"after:step.finished:{seq}")
 
     def skip_steps(self, request_id: str, seqs: Iterable[int], state: StepState = StepState.SKIPPED) -> None:
         with self.database.transaction() as tx:
@@ -402,6 +425,8 @@ class Store:
                 "ON CONFLICT (request_id, approver) DO NOTHING", (request_id, approver, vote, reason, now))
             if added == 1:
                 self._audit(tx, now, request_id, approver, f"vote.{vote}", detail={"reason": reason} if reason else {})
+        if added == 1:
+            crash_point(f"after:vote.{vote}")
         return added == 1
 
     def votes(self, request_id: str) -> list[Vote]:
@@ -417,6 +442,34 @@ class Store:
         now = time.time() if now is None else now
         with self.database.transaction() as tx:
             self._audit(tx, now, request_id, actor, event, detail=detail)
+        crash_point(f"after:{event}")
+
+    # --- the outbox: what Slack is still owed ------------------------------------------------------------
+
+    def outbox_add(self, request_id: str, kind: str, text: str = "", *, now: float | None = None) -> None:
+        """Owe a request's Slack thread a progress line (`LINE`) or its message the outcome (`OUTCOME`)."""
+        now = time.time() if now is None else now
+        with self.database.transaction() as tx:
+            tx.execute("INSERT INTO outbox (request_id, kind, text, writer, created_at, sent_at) "
+                       "VALUES (?, ?, ?, ?, ?, NULL)", (request_id, kind, text, self.owner.id, now))
+
+    def outbox_unsent(self, limit: int = 500) -> list[OutboxItem]:
+        """What is still owed, oldest first (by request, then in the order it was written)."""
+        rows = self._query("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,))
+        return [OutboxItem(id=int(row["id"]), request_id=row["request_id"], kind=row["kind"], text=row["text"],
+                           writer=row["writer"], created_at=float(row["created_at"])) for row in rows]
+
+    def outbox_sent(self, ids: Sequence[int], *, now: float | None = None) -> None:
+        """Mark items delivered (or given up on); rows delivered a day ago are pruned."""
+        if not ids:
+            return
+        now = time.time() if now is None else now
+        marks = ", ".join("?" for _ in ids)
+        with self.database.transaction() as tx:
+            tx.execute(f"UPDATE outbox SET sent_at = ? WHERE id IN ({marks})",  # noqa: S608 - only ? marks
+                       (now, *ids))
+            tx.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", (now - OUTBOX_KEPT,))
+        crash_point("after:outbox.sent")
 
     def audit(self, request_id: str | None = None, limit: int = 200) -> list[AuditEvent]:
         if request_id is None:
