@@ -273,3 +273,36 @@ def test_shell_ctrl_c_stops_watching_and_leaving_cancels(world: DeployWorld, tmp
     assert "CANCELLED" in shell.screen
     assert request_of(world, "gateway").state is State.CANCELLED
     assert world.image("staging", "gateway") == before
+
+
+def test_demo_leaves_only_after_the_cancelled_deploy_rolled_back(tmp_path: Path) -> None:
+    """`svcbot demo`: Ctrl-C during a deploy returns to the prompt; Ctrl-D asks, cancels it with rollback and
+    waits for that before the sandbox stops (no "invalid kubeconfig" or failed rollback from a sandbox torn
+    down under it); no traceback."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "SVCBOT_HISTORY": str(tmp_path / "history"),
+           "COLUMNS": "120", "LINES": "40", "TERM": "dumb", "PYTHONPATH": str(ROOT)}
+    env.pop("SVCBOT_DB", None)  # the demo keeps its store with its world, in --dir
+    demo = Pty(["-m", "bot.cli", "demo", "--dir", str(tmp_path / "demo")], env)
+    try:
+        demo.read_until(PROMPT)
+        demo.type("deploy gateway dev 0.9.5\n")
+        demo.read_until("▶ [4/5]".encode())  # the image set, the rollout under way (seconds at the demo pace)
+        demo.type("\x03")
+        stopped = demo.read_until(PROMPT, timeout=30)
+        assert "stopped watching" in stopped
+        demo.type("\x04")
+        demo.read_until(b"[y/N] ")
+        demo.type("y\n")
+        assert demo.exit_code(timeout=300) == 0
+    finally:
+        demo.kill()
+    assert "Traceback" not in demo.screen
+    assert "invalid kubeconfig" not in demo.screen
+    assert "CANCELLED" in demo.screen
+    store = Store.open(str(tmp_path / "demo" / "svcbot.db"), recover=False)
+    try:
+        request = store.requests(service="gateway", env="dev")[0]
+        assert request.state is State.CANCELLED
+        assert "rolled back" in (store.run(request.id) or pytest.fail("no run")).rollback
+    finally:
+        store.close()
