@@ -83,7 +83,7 @@ rbac.catalogClusters or (unless accessOnly: then this is another cluster than sv
 {{- end -}}
 
 {{/*
-What svcbot does in each namespace it manages, and nothing more: the calls bot/kube.py makes, which
+What svcbot does in each namespace it manages, and nothing more: the calls bot/clients/kube/ makes, which
 tests/ship compares with these rules (and with what the sandbox API server served while every verb ran).
   deployments get/list: status, probe, diff --live; patch: set_image and rollback (template replace)
   replicasets list: rollout state, rollback's revision pick
