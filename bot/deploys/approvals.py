@@ -143,8 +143,12 @@ def approve(store: Store, policy: Policy, request_id: str, user: str, *, now: fl
         if earlier is not None and earlier.vote == "reject":
             raise Conflict(f"you already rejected {request.id}")
         counted = approvals_counted(policy, terms, request, store.votes(request.id))
-        raise Conflict(f"you already approved {request.id}: {len(counted)} of {terms.quorum} approvals so far"
-                       + _waiting(terms.quorum - len(counted)))
+        if len(counted) < terms.quorum:
+            raise Conflict(f"you already approved {request.id}: {len(counted)} of {terms.quorum} approvals so "
+                           f"far" + _waiting(terms.quorum - len(counted)))
+        # The quorum is there but the request is still PENDING: the vote that reached it was stored and the
+        # process stopped before the transition (a crash). Approving again finishes what that vote began.
+        log.info("approval.quorum_resumed", request_id=request.id, approver=user)
     counted = approvals_counted(policy, terms, request, store.votes(request.id))
     if len(counted) < terms.quorum:
         log.info("approval.vote_counted", request_id=request.id, approver=user, approvals=len(counted),

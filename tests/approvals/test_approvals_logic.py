@@ -149,6 +149,20 @@ class TestVotes:
         assert approvals.approve(store, policy, request.id, "U0ERIN").decision == "approved"
         assert "S0RELEASE" in asked
 
+    def test_approving_again_finishes_a_quorum_a_crash_left_pending(self, stores: tuple[Store, Store],
+                                                                     catalog: Catalog) -> None:
+        """The vote that reached the quorum was stored, then the process died before PENDING -> APPROVED: the
+        same approver's approve again finishes it (instead of "you already approved"), once."""
+        store = stores[0]
+        request = pending(store, catalog, "prod")
+        assert store.add_vote(request.id, "U0CAROL", "approve")  # the vote, and then the crash
+        assert store.request(request.id).state is State.PENDING
+        resumed = approvals.approve(store, Policy(catalog), request.id, "U0CAROL")
+        assert resumed.decision == "approved"
+        assert store.request(request.id).state is State.APPROVED
+        with pytest.raises(Conflict, match="already approved"):
+            approvals.approve(store, Policy(catalog), request.id, "U0CAROL")
+
     def test_one_reject_ends_it(self, stores: tuple[Store, Store], catalog: Catalog) -> None:
         """A reject with a reason (cleaned to one line) ends a quorum-2 request that had one approval."""
         store = stores[0]
