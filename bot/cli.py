@@ -230,7 +230,7 @@ def _demo(args: argparse.Namespace) -> int:
             runtime = build_runtime(directory / "catalog.yaml")
             try:
                 shell.Shell(runtime.dispatcher, shell.resolve_as(runtime.catalog, args.as_user),
-                            banner=demo_banner(args.log_path)).loop()
+                            banner=demo_banner(args.log_path, directory)).loop()
             finally:
                 # The shell asked before leaving and waited for cancelled runs; whatever still runs (the shell
                 # failed) is cancelled and waited for here: the sandbox must not go away under a rollout.
@@ -239,7 +239,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_banner(log_path: str) -> str:
+def demo_banner(log_path: str, directory: Path) -> str:
     """Who the demo's users are and what to try, including the versions built to fail."""
     from sandbox.stack import DEMO_USERS  # noqa: PLC0415
 
@@ -255,6 +255,8 @@ def demo_banner(log_path: str) -> str:
         "  approve a request of your own: refused, since prod deploys need someone else's approval\n"
         "Versions built to fail: payment 1.5.0 crashes, 1.5.1 leaks memory (OOMKilled), 1.5.2 never becomes "
         "ready,\n  1.5.3 fails its migration; orders 2.9.0 and inventory 3.2.1 crash; gateway 1.0.1 leaks.\n"
+        f"Rehearse an incident from another terminal: svcbot sandbox fault --dir {directory} kube prod stall\n"
+        "  (then `status payment`; `svcbot sandbox fault --dir ... clear` ends it)\n"
         f"(logs go to {log_path}; the store is this demo's own, under {os.environ.get('SVCBOT_DB', '?')})\n"
     )
 
