@@ -254,6 +254,11 @@ class RunEngine:
         reason = "svcbot stopped during the run; the deploy lock expires by itself"
         if self.store.finish_run(active.request_id, State.INTERRUPTED, reason=reason):
             self._notify(active, "finished")
+        # The run's thread stops at its next wait, without rolling back (a stop reason is not a person's cancel):
+        # left alone it would keep retrying a cluster that may be gone until its step's timeout, holding the
+        # process that is on its way out.
+        active.stop_reason = reason
+        active.cancel.set()
 
     # --- running ------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,31 @@ class TestCancel:
         other.close()
         assert handle.wait(10).state is State.CANCELLED
         assert [kind for kind, _ in EXECUTED] == ["fake"]
+
+
+    def test_a_run_interrupted_at_shutdown_stops_its_thread_without_rolling_back(self, db_path: Path, store: Store,
+                                                                                 engine: Engine) -> None:
+        """Shutdown with `interrupt`, then the store closed (as the process does on its way out): the run is
+        marked INTERRUPTED and its thread stops at its next wait, though its heartbeat can no longer reach the
+        store; nothing is rolled back and the next step never runs."""
+        runner, _ = engine
+        GATES["never"] = threading.Event()  # never set: the step waits until it is stopped
+        handle = runner.start(approved_request(store, fake_plan(("deploy", {"changes": True, "gate": "never"}, True),
+                                                                ("deploy", {"say": "after"}, True))))
+        while store.steps(handle.id)[0].state is not StepState.RUNNING:
+            threading.Event().wait(0.01)
+        assert not runner.shutdown(0.0, interrupt=True)  # the grace is over at once: the run is left running
+        store.close()
+        deadline = time.monotonic() + 30
+        while not handle.done():
+            assert time.monotonic() < deadline, "the interrupted run's thread kept going"
+            threading.Event().wait(0.01)
+        other = Store.open(str(db_path))
+        try:
+            assert other.request(handle.id).state is State.INTERRUPTED
+        finally:
+            other.close()
+        assert [kind for kind, _ in EXECUTED] == ["fake"]  # no undo, no second step
 
 
 class TestLocks:
