@@ -140,10 +140,11 @@ def run_watched(dispatcher: Dispatcher, text: str, user: str, out: TextIO, err: 
         if not running:
             err.write("\ninterrupted\n")
             return 130, True
+    try:
+        # Said inside this block: a second Ctrl-C as soon as the words are out is the one that leaves the runs.
         err.write("\n" + "".join(f"cancelling {_name(run)}: it stops and rolls back; Ctrl-C again leaves it "
                                  f"to be marked INTERRUPTED\n" for run in running))
         err.flush()
-    try:
         for run in running:
             deploys.cancel_here(run.id, user)
         _wait(done)  # the command follows its run to the end, and prints it
@@ -296,9 +297,10 @@ class Shell:
         if answer.strip().lower() not in {"y", "yes"}:
             self.out.write("staying; `cancel <id>` stops a run.\n")
             return False
-        self.out.write("cancelling; waiting for the rollback (Ctrl-C leaves them to be marked INTERRUPTED)\n")
-        self.out.flush()
         try:
+            # Said inside this block: a Ctrl-C as soon as the words are out leaves the runs, as they say.
+            self.out.write("cancelling; waiting for the rollback (Ctrl-C leaves them to be marked INTERRUPTED)\n")
+            self.out.flush()
             ended = deploys.stop_here(self.user, wait=STOP_WAIT)
         except KeyboardInterrupt:
             for request_id in deploys.interrupt_here():
