@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from bot.deploys.facade import Pending
 from bot.deploys.plan import plan_deploy
 from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
 from bot.replies.base import Reply
-from bot.replies.deploy import pending_reply, plan_reply, run_reply
+from bot.replies.deploy import plan_reply, requested_reply
 
 USAGE = "/svc deploy <service> <env> <version> [--dry-run]"
 
@@ -30,17 +29,11 @@ def build_parser() -> CommandParser:
 
 
 def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
-    deploys = invocation.deploys
     plan = plan_deploy(invocation.catalog, args.service, args.env, args.version)
-    current = deploys.current_image(plan, deadline=invocation.deadline)
+    current = invocation.deploys.current_image(plan, deadline=invocation.deadline)
     if args.dry_run:
         return plan_reply(plan, current)
-    outcome = deploys.request(plan, current, user=invocation.user,
-                              approval=deploys.approval_for(plan, invocation.approval), os_user=invocation.os_user,
-                              source=invocation.source, channel=invocation.channel, follow=invocation.follow)
-    if isinstance(outcome, Pending):
-        return pending_reply(plan, outcome)
-    return run_reply(outcome.snapshot, waited=outcome.waited)
+    return requested_reply(plan, invocation.request_deploy(plan, current))
 
 
 COMMAND = Command(

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 
 from bot.core.errors import BackendError, UsageError
-from bot.deploys.facade import CurrentImage, Pending
+from bot.deploys.facade import CurrentImage
 from bot.deploys.plan import ROLLBACK_TIMEOUT, plan_rollback
 from bot.dispatch.command import Command, CommandParser, Invocation, service_in_env
 from bot.replies.base import Reply
-from bot.replies.deploy import pending_reply, plan_reply, run_reply
+from bot.replies.deploy import plan_reply, requested_reply
 
 USAGE = "/svc rollback <service> <env> [--to REVISION] [--dry-run]"
 
@@ -50,12 +50,7 @@ def run(args: argparse.Namespace, invocation: Invocation) -> Reply:
         return plan_reply(plan, CurrentImage("", exc.message))  # a dry run still answers with the cluster down
     if args.dry_run:
         return plan_reply(plan, current)
-    outcome = deploys.request(plan, current, user=invocation.user,
-                              approval=deploys.approval_for(plan, invocation.approval), os_user=invocation.os_user,
-                              source=invocation.source, channel=invocation.channel, follow=invocation.follow)
-    if isinstance(outcome, Pending):
-        return pending_reply(plan, outcome)
-    return run_reply(outcome.snapshot, waited=outcome.waited)
+    return requested_reply(plan, invocation.request_deploy(plan, current))
 
 
 COMMAND = Command(

@@ -21,7 +21,8 @@ from bot.replies.base import Reply
 if TYPE_CHECKING:
     from bot.clients.backends import Backends
     from bot.core.catalog import Approval, Catalog
-    from bot.deploys.facade import Deploys, Follow
+    from bot.deploys.facade import CurrentImage, Deploys, Follow, Pending, Started
+    from bot.deploys.plan import Plan
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -112,6 +113,13 @@ class Invocation:
         """The dispatcher's policy when there is one (it resolves Slack user groups through
         usergroups.users.list); otherwise the catalog's own, where user groups have no members."""
         return self.policy or Policy(self.catalog)
+
+    def request_deploy(self, plan: Plan, current: CurrentImage) -> Pending | Started:
+        """Store a deploy or rollback request for this invocation's user (PENDING where the access rule asks for
+        approval, else started, followed where the frontend follows runs)."""
+        deploys = self.deploys
+        return deploys.request(plan, current, user=self.user, approval=deploys.approval_for(plan, self.approval),
+                               os_user=self.os_user, source=self.source, channel=self.channel, follow=self.follow)
 
     def answer_deadline(self) -> float:
         """When backend calls must be done: a margin before the command's deadline, to still answer."""

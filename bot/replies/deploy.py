@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.deploys.facade import CurrentImage, Pending
+from bot.deploys.facade import CurrentImage, Pending, Started
 from bot.deploys.plan import Plan
 from bot.deploys.progress import change_text
 from bot.deploys.store import BAD_ENDINGS, Snapshot
@@ -160,6 +160,13 @@ def pending_reply(plan: Plan, pending: Pending) -> DeployPendingReply:
         requester=request.requester, current_image=pending.current_image, target_image=plan.image,
         steps=plan_lines(plan), approvers=approval.approvers, quorum=approval.quorum,
         expires_at=request.expires_at, reason=f"{plan.env} {plan.action}s need approval", public=True)
+
+
+def requested_reply(plan: Plan, outcome: Pending | Started) -> DeployPendingReply | DeployRunReply:
+    """What a deploy or rollback request answers: waiting for approval, or its run."""
+    if isinstance(outcome, Pending):
+        return pending_reply(plan, outcome)
+    return run_reply(outcome.snapshot, waited=outcome.waited)
 
 
 def run_reply(snapshot: Snapshot, *, waited: bool, approved_by: tuple[str, ...] = ()) -> DeployRunReply:
