@@ -174,7 +174,8 @@ def _wait_for_signal() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(0.5):  # wake now and then: a signal taken by another thread runs its handler here
+        pass
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -414,13 +414,19 @@ def shutdown_grace(environ: Mapping[str, str]) -> float:
         raise UserError(f"SVCBOT_SHUTDOWN_GRACE must be a number of seconds, not {text!r}") from None
 
 
+SIGNAL_POLL = 0.5  # seconds between the main thread's looks at a stop signal
+
+
 def serve(catalog: Path, *, host: str, port: int, health_port: int) -> int:
     grace = shutdown_grace(os.environ)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before start: a SIGTERM right at ready still stops cleanly
         signal.signal(sig, lambda *_: stop.set())
     running = start(catalog, host=host, port=port, health_port=health_port)
-    stop.wait()
+    # Wake now and then: a signal the kernel hands to another of the process's threads only sets a flag, and
+    # Python runs the handler when the main thread next runs; an endless wait could sleep through SIGTERM.
+    while not stop.wait(SIGNAL_POLL):
+        pass
     log.info("svcbot.stopping", grace_s=grace)
     running.stop(grace)
     log.info("svcbot.stopped")
