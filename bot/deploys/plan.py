@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -31,9 +31,6 @@ from bot.core.errors import UsageError
 from bot.deploys.steps import KINDS
 from bot.deploys.steps.base import StepKind, Workload
 from bot.insight.kube_facts import image_tag
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger("svcbot.pipeline")
 

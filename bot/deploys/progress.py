@@ -6,15 +6,12 @@ The Slack wiring has its own sink (bot/slack/progress.py) that posts the same li
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import structlog
 
 from bot.deploys.steps.base import duration_text
 from bot.deploys.store import Snapshot, StepRecord, StepState
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger("svcbot.pipeline")
 
