@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO, get_args
@@ -150,6 +151,9 @@ def run_watched(dispatcher: Dispatcher, text: str, user: str, out: TextIO, err: 
         _wait(done)  # the command follows its run to the end, and prints it
         return result.get("code", 3), False
     except KeyboardInterrupt:
+        # The person asked to leave now: whatever below blocks (a rollback's thread holding a client), the
+        # process is gone within LEAVE_WITHIN seconds.
+        threading.Thread(target=_leave_after, args=(LEAVE_WITHIN, 3), name="svcbot-leave", daemon=True).start()
         for request_id in deploys.interrupt_here():
             err.write(f"\nleft {request_id}: marked INTERRUPTED (not rolled back); its deploy lock expires by "
                       "itself\n")
@@ -169,6 +173,16 @@ def _in_thread(work: Callable[[], object], name: str) -> threading.Event:
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return done
+
+
+LEAVE_WITHIN = 15.0  # seconds a second Ctrl-C gives the way out before the process leaves regardless
+
+
+def _leave_after(seconds: float, code: int) -> None:
+    time.sleep(seconds)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _wait(done: threading.Event) -> None:
