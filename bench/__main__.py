@@ -3,6 +3,7 @@
     .venv/bin/python -m bench                 # every bench/*_bench.py, in name order
     .venv/bin/python -m bench ack startup     # some of them ("ack" or "ack_bench")
     .venv/bin/python -m bench --list
+    .venv/bin/python -m bench --profile /tmp/prof ack logs   # py-spy profiles of the measured phases
 
 Each benchmark module has `run() -> dict` of figures (name -> number; the unit is in the name, ratios say
 "(x)") and prints its own lines as it measures. Ratios are always measured side by side in the same run, so
@@ -56,15 +57,26 @@ def machine() -> dict[str, Any]:
             "load_average": list(os.getloadavg()), "commit": commit}
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages and the cores: absolute figures are only comparable at equal load."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 def run_one(name: str) -> tuple[dict[str, float], str | None, float]:
     """(figures, error, seconds) of one benchmark; a failing benchmark never stops the others."""
     started = time.monotonic()
+    print(f"  ({load_average()} at the start)", flush=True)
+    load_before = os.getloadavg()[0]
     try:
         module = importlib.import_module(f"bench.{name}_bench")
         figures = module.run()
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported in the summary and the JSON
         traceback.print_exc()
         return {}, f"{type(exc).__name__}: {exc}", time.monotonic() - started
+    print(f"  ({load_average()} at the end)", flush=True)
+    figures = {**figures, "load average (1 min) at the start": load_before,
+               "load average (1 min) at the end": os.getloadavg()[0]}
     return {key: float(value) for key, value in figures.items()}, None, time.monotonic() - started
 
 
@@ -98,6 +110,8 @@ def main() -> int:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(available())})")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/<timestamp>.json")
+    parser.add_argument("--profile", metavar="DIR", type=Path, default=None,
+                        help="record the measured phases with py-spy into DIR and print their top functions")
     options = parser.parse_args()
     if options.list:
         print("\n".join(available()))
@@ -107,6 +121,10 @@ def main() -> int:
     from bot.core.logging import configure  # noqa: PLC0415 - after the path is set
 
     configure(json=True, level="WARNING")  # figures on stdout, not one log line per command
+    if options.profile is not None:
+        from bench import profiling  # noqa: PLC0415
+
+        profiling.PROFILE_DIR = options.profile.resolve()
     started = dt.datetime.now(dt.UTC)
     context = machine()
     results: dict[str, dict[str, Any]] = {}

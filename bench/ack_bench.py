@@ -24,6 +24,7 @@ full with them) and only lifts the per-user rate limit so the burst gets through
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.profiling import profiled  # noqa: E402
 from bench.serve_process import (  # noqa: E402
     MIB,
     Phase,
@@ -60,11 +62,12 @@ def describe(label: str, phase: Phase, count: int) -> None:
     print(f"  {label:<22} ack p50 {percentile(acks, 0.5):6.1f} ms  p99 {percentile(acks, 0.99):6.1f} ms  "
           f"max {max(acks, default=0):6.1f} ms   answered {phase.answered}/{count}"
           f" (lost {count - phase.answered}, twice {phase.duplicates}, acked queued {queued}, busy {busy})"
-          f"   answer p50 {median(answers):5.2f} s  p99 {percentile(answers, 0.99):5.2f} s")
+          f"   answer p50 {median(answers):5.2f} s  p99 {percentile(answers, 0.99):5.2f} s"
+          f"   (load {os.getloadavg()[0]:.2f})")
 
 
 def load_rounds(mode: str, stack: SandboxStack, catalog: Path, commands: int, clients: int,
-                stall: float) -> tuple[dict[str, float], ServeProcess]:
+                stall: float, stalled_rounds: bool = True) -> tuple[dict[str, float], ServeProcess]:
     """A healthy round, then stalled rounds from 1, 10 and `clients` clients, against one bot process;
     returns the figures and the (still running) process."""
     slack = stack.slack
@@ -78,10 +81,28 @@ def load_rounds(mode: str, stack: SandboxStack, catalog: Path, commands: int, cl
     run_phase(slack, WARM_UP, WARM_UP, send, answer_timeout=30)  # clients built, selectors known
     print(f"{'HTTP (waitress)' if mode == 'http' else 'Socket Mode'}: {commands} x /svc {TEXT} per round")
 
+    load_before = os.getloadavg()[0]
     cpu_before = bot.cpu_seconds()
-    healthy = run_phase(slack, commands, clients, send, answer_timeout=60)
+    with profiled(bot.pid, f"ack-{mode}-healthy"):
+        healthy = run_phase(slack, commands, clients, send, answer_timeout=60)
     cpu_per_command = (bot.cpu_seconds() - cpu_before) / commands
     describe(f"healthy, {clients} clients", healthy, commands)
+    acks_healthy = healthy.acks_ms()
+    load_after = os.getloadavg()[0]
+    print(f"  healthy burst: ack p99 {percentile(acks_healthy, 0.99):.1f} ms = "
+          f"{percentile(acks_healthy, 0.99) / 100:.2f}x the 100 ms goal, at load {load_before:.2f} -> "
+          f"{load_after:.2f} (goal measured at load < 0.5 on 2 cores); bot CPU {cpu_per_command * 1000:.1f} ms "
+          "per command")
+    prefix = f"{mode}: "
+    figures: dict[str, float] = {
+        prefix + f"ack p50, healthy, {clients} clients (ms)": percentile(acks_healthy, 0.5),
+        prefix + f"ack p99, healthy, {clients} clients (ms)": percentile(acks_healthy, 0.99),
+        prefix + "bot CPU per command, healthy (ms)": cpu_per_command * 1000,
+        prefix + "load average (1 min) after the healthy round": load_after,
+        f"ratio {mode} ack p99 healthy / 100 ms goal (x)": percentile(acks_healthy, 0.99) / 100,
+    }
+    if not stalled_rounds:
+        return figures, bot
 
     rss_before = bot.rss_mib()
     stall_clusters(stack, stall)
@@ -95,7 +116,7 @@ def load_rounds(mode: str, stack: SandboxStack, catalog: Path, commands: int, cl
     rss_after = bot.rss_mib()
 
     busiest = stalled[clients]
-    acks_healthy, acks_stalled = healthy.acks_ms(), busiest.acks_ms()
+    acks_stalled = busiest.acks_ms()
     p99_ratio = percentile(acks_stalled, 0.99) / max(percentile(acks_healthy, 0.99), 1e-6)
     lost = sum(commands - phase.answered for phase in stalled.values())
     twice = sum(phase.duplicates for phase in stalled.values())
@@ -103,12 +124,6 @@ def load_rounds(mode: str, stack: SandboxStack, catalog: Path, commands: int, cl
           f"({clients} clients) {p99_ratio:.2f}x;   memory {rss_before:.1f} -> {rss_after:.1f} MiB "
           f"({rss_after - rss_before:+.1f}) over {len(stalled) * commands} stalled commands, peak "
           f"{sampler.peak_rss / MIB:.1f} MiB, peak {sampler.peak_threads} threads")
-    prefix = f"{mode}: "
-    figures: dict[str, float] = {
-        prefix + f"ack p50, healthy, {clients} clients (ms)": percentile(acks_healthy, 0.5),
-        prefix + f"ack p99, healthy, {clients} clients (ms)": percentile(acks_healthy, 0.99),
-        prefix + "bot CPU per command, healthy (ms)": cpu_per_command * 1000,
-    }
     for concurrency, phase in stalled.items():
         acks = phase.acks_ms()
         figures[prefix + f"ack p50, stalled {stall:g}s, {concurrency} clients (ms)"] = percentile(acks, 0.5)
@@ -143,7 +158,7 @@ def reconnect_seconds(slack: SlackSandbox, bot: ServeProcess, how: str, timeout:
 
 
 def run(commands: int = 200, clients: int = 50, stall: float = 2.0, workers: int | None = None,
-        queue_limit: int | None = None, drop: bool = False) -> dict[str, float]:
+        queue_limit: int | None = None, drop: bool = False, stalled_rounds: bool = True) -> dict[str, float]:
     """Print the figures as they are measured; return them (for `python -m bench`)."""
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ack-bench-") as folder, SandboxStack.everything() as stack:
@@ -159,7 +174,7 @@ def run(commands: int = 200, clients: int = 50, stall: float = 2.0, workers: int
               f"{'' if queue_limit else ' (default)'}, rate limit lifted, command_deadline 20s")
         for mode in ("http", "socket"):
             slack.reset()
-            mode_figures, bot = load_rounds(mode, stack, catalog, commands, clients, stall)
+            mode_figures, bot = load_rounds(mode, stack, catalog, commands, clients, stall, stalled_rounds)
             figures.update(mode_figures)
             if mode == "socket":
                 ways = ["disconnect", "close", *(["drop"] if drop else [])]
@@ -172,8 +187,9 @@ def run(commands: int = 200, clients: int = 50, stall: float = 2.0, workers: int
             print(f"  SIGTERM: exit {code} after {shutdown:.2f} s")
             figures[f"{mode}: exit after SIGTERM (s)"] = shutdown
         key = f"ack p99, stalled {stall:g}s, {clients} clients (ms)"
-        figures[f"ratio socket / http ack p99, stalled, {clients} clients (x)"] = (
-            figures[f"socket: {key}"] / max(figures[f"http: {key}"], 1e-6))
+        if stalled_rounds:
+            figures[f"ratio socket / http ack p99, stalled, {clients} clients (x)"] = (
+                figures[f"socket: {key}"] / max(figures[f"http: {key}"], 1e-6))
     return figures
 
 
@@ -185,11 +201,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: the catalog's default")
     parser.add_argument("--queue-limit", type=int, default=None, help="default: the catalog's default")
     parser.add_argument("--drop", action="store_true", help="also cut the Socket Mode connection (slow)")
+    parser.add_argument("--no-stall", action="store_true", help="the healthy rounds only (CPU and burst figures)")
+    parser.add_argument("--profile", metavar="DIR", type=Path, default=None,
+                        help="record the healthy rounds with py-spy into DIR")
     options = parser.parse_args()
     from bot.core.logging import configure  # noqa: PLC0415
 
     configure(json=True, level="WARNING")
-    run(options.commands, options.clients, options.stall, options.workers, options.queue_limit, options.drop)
+    if options.profile is not None:
+        from bench import profiling  # noqa: PLC0415
+
+        profiling.PROFILE_DIR = options.profile.resolve()
+    run(options.commands, options.clients, options.stall, options.workers, options.queue_limit, options.drop,
+        not options.no_stall)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.profiling import profiled  # noqa: E402
 from bench.serve_process import (  # noqa: E402
     MIB,
     Command,
@@ -117,7 +118,8 @@ def run(rounds: int = 5, commands: int = 1000, clients: int = 10) -> dict[str, f
         slack.reset()
         started = time.monotonic()
         cpu_before = bot.cpu_seconds()
-        load = run_phase(slack, commands, clients, send_mix, answer_timeout=300)
+        with profiled(bot.pid, "startup-mixed"):
+            load = run_phase(slack, commands, clients, send_mix, answer_timeout=300)
         elapsed = time.monotonic() - started
         cpu = bot.cpu_seconds() - cpu_before
         status = bot.status()
