@@ -3,7 +3,8 @@
 A call is what RBAC authorizes: (API group, resource, subresource, verb), e.g. ("", "pods", "proxy", "get")
 for a GET through the pod proxy, ("apps", "deployments", "", "watch") for a watch. Calls come from two
 places: the sandbox API server's record of what it served while every verb ran (`served`), and a reading
-of the calls bot/clients/kube/ makes into the generated client (`calls_in_source`), which needs no sandbox.
+of the calls bot/clients/kube/ makes into the generated client and of the paths its lean GETs ask for
+(`calls_in_source`), which needs no sandbox.
 """
 
 from __future__ import annotations
@@ -157,6 +158,11 @@ class _KubeCalls(ast.NodeVisitor):
                 if api_class is not None:
                     bound[inner.targets[0].id] = api_class
         for inner in ast.walk(node):
+            if isinstance(inner, ast.Call) and _is_lean_get(inner):
+                try:
+                    self.calls.add(call_for_path(inner))
+                except ValueError as exc:
+                    self.problems.append(f"line {inner.lineno}: {exc}")
             if isinstance(inner, ast.Call) and _is_api_lookup(inner) and _api_class(inner) is None:
                 self.problems.append(f"line {inner.lineno}: _api(...) with a name that is not a literal")
             if not isinstance(inner, ast.Attribute):
@@ -170,6 +176,33 @@ class _KubeCalls(ast.NodeVisitor):
             except ValueError as exc:
                 self.problems.append(f"line {inner.lineno}: {exc}")
         self.generic_visit(node)
+
+
+def _is_lean_get(node: ast.AST) -> bool:
+    """`self._get("api", "v1", "namespaces", namespace, "pods", ...)`: KubeClient's GET without the generated
+    layer (bot/clients/kube/lean_get.py), its path given as segments."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_get" \
+        and bool(node.args) and isinstance(node.args[0], ast.Constant) and node.args[0].value in ("api", "apis")
+
+
+def call_for_path(node: ast.Call) -> ApiCall:
+    """The RBAC check behind a namespaced GET path: /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]] or
+    /apis/{group}/{version}/namespaces/...; a name makes it a get, none a list."""
+    segments = [arg.value if isinstance(arg, ast.Constant) else None for arg in node.args]
+    group = ""
+    if segments[0] == "apis":
+        if len(segments) < 3 or not isinstance(segments[1], str):
+            raise ValueError("an /apis path without a literal group")
+        group, rest = segments[1], segments[3:]
+    else:
+        rest = segments[2:]
+    if len(rest) < 3 or rest[0] != "namespaces" or not isinstance(rest[2], str):
+        raise ValueError("not a namespaced path with a literal resource")
+    resource, tail = rest[2], rest[3:]
+    subresource = tail[1] if len(tail) > 1 else ""
+    if subresource is None:
+        raise ValueError("a subresource that is not a literal")
+    return ApiCall(group, resource, subresource, "get" if tail else "list")
 
 
 def _is_api_lookup(node: ast.AST) -> bool:

@@ -125,6 +125,21 @@ class TestComparison:
         assert calls == {ApiCall("apps", "deployments", "", "get"), ApiCall("apps", "deployments", "", "watch"),
                          ApiCall("batch", "jobs", "", "create"), ApiCall("coordination.k8s.io", "leases", "", "update")}
 
+    def test_source_reader_reads_lean_get_paths(self, tmp_path: Path) -> None:
+        """`self._get(<path segments>)` (the read verbs' GETs without the generated layer): a name after the
+        resource is a get, none a list; the group comes from /apis/<group>."""
+        module = tmp_path / "kube.py"
+        module.write_text(
+            "class K:\n"
+            "    def a(self, ns, name):\n"
+            "        return self._get('apis', 'apps', 'v1', 'namespaces', ns, 'deployments', name)\n"
+            "    def b(self, ns):\n"
+            "        return self._get('api', 'v1', 'namespaces', ns, 'pods', query={'labelSelector': 'a=b'})\n"
+        )
+        calls, problems = calls_in_source(module)
+        assert problems == []
+        assert calls == {ApiCall("apps", "deployments", "", "get"), ApiCall("", "pods", "", "list")}
+
     def test_read_only_filter_keeps_reads(self) -> None:
         """without_writes drops write verbs and rules left empty."""
         rules = [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get"]},

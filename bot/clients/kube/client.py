@@ -10,7 +10,9 @@ Every call:
 - is retried, when it is an idempotent read and the failure is transient, with exponential backoff and
   jitter, only while the deadline allows;
 - returns plain JSON as the API server sent it (dicts with camelCase keys; lists return their `items`),
-  read with `_preload_content=False` so nothing is lost or mangled by the generated models;
+  read with `_preload_content=False` so nothing is lost or mangled by the generated models; the read verbs'
+  GETs go out on the ApiClient's own pool without the generated layer (lean_get.py: it cost more CPU than
+  the requests themselves), writes, the pod proxy and logs through the generated client;
 - raises only bot.core.errors: `NotFound` ("no deployment payment-api in prod (namespace prod)"), `Forbidden`
   (which RBAC permission is missing), `Conflict`, `UserError` (400/422, the server's reason),
   `BackendUnavailable` (which cluster, since when) and `DeadlineExceeded`. No kubernetes, urllib3 or
@@ -43,6 +45,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from bot.clients import deadlines
 from bot.clients.breaker import CircuitBreaker
+from bot.clients.kube.lean_get import LeanGetter, path_of
 from bot.clients.lanes import LANE_THREADS
 from bot.core.catalog import Cluster
 from bot.core.errors import (
@@ -143,6 +146,7 @@ class KubeClient:
         self._lock = threading.Lock()
         self._api_client: Any = None
         self._apis: dict[str, Any] = {}
+        self._getter: LeanGetter | None = None
         self._failing_since: float | None = None  # wall clock of the first failure in a row
         self.breaker = CircuitBreaker(f"cluster {name}")
         self._requests = 0
@@ -170,6 +174,7 @@ class KubeClient:
         with self._lock:
             api_client, self._api_client = self._api_client, None
             self._apis.clear()
+            self._getter = None
         if api_client is not None:
             api_client.close()
 
@@ -179,6 +184,7 @@ class KubeClient:
         self._api("AppsV1Api")
         self._api("CoreV1Api")
         self._api("CoordinationV1Api")
+        self._lean()
 
     @property
     def prepared(self) -> bool:
@@ -193,6 +199,24 @@ class KubeClient:
             if api is None:
                 api = self._apis[kind] = getattr(k8s, kind)(self._api_client)
             return api
+
+    def _lean(self) -> LeanGetter:
+        """GETs for the read verbs on this cluster's connections, without the generated layer (lean_get.py)."""
+        getter = self._getter
+        if getter is None:
+            self._api("CoreV1Api")  # the ApiClient, built once
+            with self._lock:
+                if self._getter is None:
+                    self._getter = LeanGetter(self._api_client)
+                getter = self._getter
+        return getter
+
+    def _get(self, *segments: str, query: Mapping[str, str | None] | None = None,
+             ) -> Callable[[tuple[float, float]], Any]:
+        """The request for `_read_json`/`_items`: GET the API path made of `segments` (each encoded)."""
+        path = path_of(*segments)
+        getter = self._lean()
+        return lambda timeouts: getter.get(path, query, timeouts)
 
     def _build_api_client(self) -> Any:
         configuration = k8s.Configuration()
@@ -386,74 +410,60 @@ class KubeClient:
 
     def read_deployment(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
         target = ResourceRef("get", "deployments", "apps", "deployment", namespace, name)
-        api = self._api("AppsV1Api")
-        return self._read_json(target, lambda t: api.read_namespaced_deployment(
-            name, namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
+        return self._read_json(target, self._get("apis", "apps", "v1", "namespaces", namespace, "deployments", name),
+                               deadline=deadline)
 
     def list_deployments(self, namespace: str, label_selector: str | None = None, *,
                          deadline: float | None = None) -> list[JSON]:
         target = ResourceRef("list", "deployments", "apps", "deployment", namespace)
-        api = self._api("AppsV1Api")
-        return self._items(target, lambda t: api.list_namespaced_deployment(
-            namespace, label_selector=label_selector, _preload_content=False, _request_timeout=t),
-            deadline=deadline)
+        return self._items(target, self._get("apis", "apps", "v1", "namespaces", namespace, "deployments",
+                                             query={"labelSelector": label_selector}), deadline=deadline)
 
     def list_replicasets(self, namespace: str, label_selector: str | None = None, *,
                          deadline: float | None = None) -> list[JSON]:
         target = ResourceRef("list", "replicasets", "apps", "replica set", namespace)
-        api = self._api("AppsV1Api")
-        return self._items(target, lambda t: api.list_namespaced_replica_set(
-            namespace, label_selector=label_selector, _preload_content=False, _request_timeout=t),
-            deadline=deadline)
+        return self._items(target, self._get("apis", "apps", "v1", "namespaces", namespace, "replicasets",
+                                             query={"labelSelector": label_selector}), deadline=deadline)
 
     # --- core/v1 reads --------------------------------------------------------------------------------
 
     def list_pods(self, namespace: str, label_selector: str | None = None, *,
                   deadline: float | None = None) -> list[JSON]:
         target = ResourceRef("list", "pods", "", "pod", namespace)
-        api = self._api("CoreV1Api")
-        return self._items(target, lambda t: api.list_namespaced_pod(
-            namespace, label_selector=label_selector, _preload_content=False, _request_timeout=t),
-            deadline=deadline)
+        return self._items(target, self._get("api", "v1", "namespaces", namespace, "pods",
+                                             query={"labelSelector": label_selector}), deadline=deadline)
 
     def list_events(self, namespace: str, field_selector: str | None = None, *,
                     deadline: float | None = None) -> list[JSON]:
         target = ResourceRef("list", "events", "", "event", namespace)
-        api = self._api("CoreV1Api")
-        return self._items(target, lambda t: api.list_namespaced_event(
-            namespace, field_selector=field_selector, _preload_content=False, _request_timeout=t),
-            deadline=deadline)
+        return self._items(target, self._get("api", "v1", "namespaces", namespace, "events",
+                                             query={"fieldSelector": field_selector}), deadline=deadline)
 
     def read_config_map(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
         target = ResourceRef("get", "configmaps", "", "config map", namespace, name)
-        api = self._api("CoreV1Api")
-        return self._read_json(target, lambda t: api.read_namespaced_config_map(
-            name, namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
+        return self._read_json(target, self._get("api", "v1", "namespaces", namespace, "configmaps", name),
+                               deadline=deadline)
 
     # --- autoscaling/v2 reads -------------------------------------------------------------------------
 
     def list_hpas(self, namespace: str, *, deadline: float | None = None) -> list[JSON]:
         target = ResourceRef("list", "horizontalpodautoscalers", "autoscaling", "horizontal pod autoscaler",
                         namespace)
-        api = self._api("AutoscalingV2Api")
-        return self._items(target, lambda t: api.list_namespaced_horizontal_pod_autoscaler(
-            namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
+        return self._items(target, self._get("apis", "autoscaling", "v2", "namespaces", namespace,
+                                             "horizontalpodautoscalers"), deadline=deadline)
 
     # --- coordination.k8s.io/v1 leases (deploy locks) -------------------------------------------------
 
     def read_lease(self, namespace: str, name: str, *, deadline: float | None = None) -> JSON:
         target = ResourceRef("get", "leases", "coordination.k8s.io", "lease", namespace, name)
-        api = self._api("CoordinationV1Api")
-        return self._read_json(target, lambda t: api.read_namespaced_lease(
-            name, namespace, _preload_content=False, _request_timeout=t), deadline=deadline)
+        return self._read_json(target, self._get("apis", "coordination.k8s.io", "v1", "namespaces", namespace,
+                                                 "leases", name), deadline=deadline)
 
     def list_leases(self, namespace: str, label_selector: str | None = None, *,
                     deadline: float | None = None) -> list[JSON]:
         target = ResourceRef("list", "leases", "coordination.k8s.io", "lease", namespace)
-        api = self._api("CoordinationV1Api")
-        return self._items(target, lambda t: api.list_namespaced_lease(
-            namespace, label_selector=label_selector, _preload_content=False, _request_timeout=t),
-            deadline=deadline)
+        return self._items(target, self._get("apis", "coordination.k8s.io", "v1", "namespaces", namespace, "leases",
+                                             query={"labelSelector": label_selector}), deadline=deadline)
 
     # --- the pod proxy (GET a pod's HTTP endpoint through the API server) ----------------------------
 
