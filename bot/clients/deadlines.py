@@ -191,3 +191,33 @@ class DeadlineAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         install(self.poolmanager)
+
+
+# --- the command's deadline, for calls that do not take one as an argument ----------------------------------
+
+_command_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("svcbot_command_deadline",
+                                                                                 default=None)
+
+
+@contextlib.contextmanager
+def command_deadline(deadline: float) -> Iterator[None]:
+    """While a command runs (bot/dispatch/dispatcher.py): backends whose calls do not take the deadline as an
+    argument (the store, Slack user-group lookups) cut their waits to it (`remaining`)."""
+    token = _command_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _command_deadline.reset(token)
+
+
+def remaining(default: float) -> float:
+    """Seconds a wait may take: `default`, or less when the running command's deadline is closer (0 when it
+    has passed). Outside a command (deploy runs, deliveries, background work): `default`."""
+    deadline = _command_deadline.get()
+    if deadline is None:
+        return default
+    return max(0.0, min(default, deadline - time.monotonic()))
+
+
+def command_deadline_set() -> bool:
+    return _command_deadline.get() is not None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from bot.clients import deadlines
 from bot.clients.backends import Backends
 from bot.core import metrics
 from bot.core.catalog import Catalog
@@ -136,9 +137,9 @@ class Dispatcher:
         # catalogs on disk for its messages) and every Slack command is parsed in its ack.
         self._parsers: dict[str, tuple[argparse.ArgumentParser, threading.Lock]] = {}
         self._parsers_lock = threading.Lock()
-        # Commands run here while the caller waits with the deadline. Long-lived threads: starting a thread
-        # per command needs the interpreter lock, which under load delays the acks. Twice the workers: a
-        # command abandoned at its deadline keeps its thread until its own timeouts end it.
+        # Terminal commands run here while the main thread waits with the deadline (and for Ctrl-C). Slack
+        # commands run on their worker thread (`_run_with_deadline`). Twice the workers: a command abandoned
+        # at its deadline keeps its thread until its own timeouts end it.
         self._runner = ThreadPoolExecutor(max_workers=2 * catalog.settings.workers + 2,
                                           thread_name_prefix="svc-command")
 
@@ -264,17 +265,32 @@ class Dispatcher:
             raise RateLimited(f"too many commands ({limit} per user): try again in {describe_wait(wait)}")
 
     def _run_with_deadline(self, parsed: ParsedCommand, invocation: Invocation) -> Reply:
-        """Run on the runner pool so a stalled backend cannot hold the answer past the deadline.
+        """Run the verb so that its answer comes by the deadline.
 
-        The thread cannot be killed; it ends when its own client timeouts fire. The user is answered
-        when the deadline passes either way. Kept after issue 17's audit: Kubernetes and Loki calls end by
-        the deadline, but store statements (busy timeout, statement_timeout) and Slack user-group lookups
-        (20 s) do not (docs/design-notes.md, "The front door").
+        Every backend call a verb makes ends by the command's deadline: Kubernetes and Loki calls take it
+        (bot/clients/deadlines.py), and the store's waits and Slack user-group lookups are cut to it while
+        `command_deadline` is set (issue 17, docs/design-notes.md "CPU per answer"). So a Slack command runs
+        on the worker thread that took it: no hand-off to another thread and back for every command.
+
+        The terminal keeps the hand-off: its main thread waits with the deadline, where Ctrl-C reaches it,
+        and a run the command follows can be left to its thread.
         """
-        future = self._runner.submit(contextvars.copy_context().run, parsed.command.run, parsed.args, invocation)
+        if invocation.source != "terminal":
+            started = time.monotonic()
+            reply = self._run(parsed, invocation)
+            late = time.monotonic() - invocation.deadline
+            if late > 1.0:  # a call not bounded by the deadline: visible, so it gets fixed
+                log.warning("command.overran_deadline", seconds_late=round(late, 1),
+                            seconds=round(time.monotonic() - started, 1))
+            return reply
+        future = self._runner.submit(contextvars.copy_context().run, self._run, parsed, invocation)
         try:
             return future.result(timeout=max(0.0, invocation.deadline - time.monotonic()))
         except FutureTimeout:
             future.cancel()  # if it never started (every runner busy), it never will
             raise DeadlineExceeded("deadline passed") from None
 
+    @staticmethod
+    def _run(parsed: ParsedCommand, invocation: Invocation) -> Reply:
+        with deadlines.command_deadline(invocation.deadline):
+            return parsed.command.run(parsed.args, invocation)

@@ -34,7 +34,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from bot.clients import lanes
+from bot.clients import deadlines, lanes
 from bot.core.errors import BackendUnavailable
 from bot.render.slack import SlackMessage
 
@@ -82,7 +82,11 @@ class Destination:
 
 
 def within(seconds: float, what: str, call: Callable[[], T]) -> T:
-    """Run a Slack call on the slack lane and wait at most `seconds` for it (BackendUnavailable after)."""
+    """Run a Slack call on the slack lane and wait at most `seconds` for it (BackendUnavailable after), or
+    less inside a command whose deadline is closer (a user-group lookup by the policy)."""
+    seconds = deadlines.remaining(seconds)
+    if seconds <= 0:
+        raise BackendUnavailable(f"Slack {what}: no time left before the command's deadline")
     future = lanes.lane("slack").submit(contextvars.copy_context().run, call)
     try:
         return future.result(timeout=seconds)

@@ -11,7 +11,7 @@ import pytest
 
 from bot.clients.backends import Backends
 from bot.core.catalog import Catalog, load_catalog
-from bot.core.errors import UsageError
+from bot.core.errors import DeadlineExceeded, UsageError
 from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.dispatch.dispatcher import Dispatcher, split_command_text
 from bot.replies.base import HelpReply, Message, Outcome, Reply
@@ -45,6 +45,17 @@ def stall_run(_args: argparse.Namespace, _invocation: Invocation) -> Reply:
     return Message(title="late")
 
 
+RAN_ON: list[threading.Thread] = []
+
+
+def bounded_run(_args: argparse.Namespace, invocation: Invocation) -> Reply:
+    """A verb whose backend call ends by the command deadline, as every real one does (bot/clients/deadlines.py)."""
+    RAN_ON.append(threading.current_thread())
+    if not STALL.wait(max(0.0, invocation.deadline - time.monotonic())):
+        raise DeadlineExceeded("the backend did not answer by the deadline")
+    return Message(title="in time")
+
+
 def crash_run(_args: argparse.Namespace, _invocation: Invocation) -> Reply:
     raise RuntimeError("secret internals: password=hunter2")
 
@@ -53,6 +64,8 @@ ECHO = Command(name="status", summary="echo", usage="/svc status <service> [env]
                run=echo_run, envs=echo_envs)
 STALLING = Command(name="probe", summary="stalls", usage="/svc probe", build_parser=lambda: CommandParser("probe", ""),
                    run=stall_run)
+BOUNDED = Command(name="logs", summary="waits with the deadline", usage="/svc logs",
+                  build_parser=lambda: CommandParser("logs", ""), run=bounded_run)
 CRASHING = Command(name="history", summary="crashes", usage="/svc history",
                    build_parser=lambda: CommandParser("history", ""), run=crash_run)
 
@@ -60,7 +73,7 @@ CRASHING = Command(name="history", summary="crashes", usage="/svc history",
 @pytest.fixture(name="dispatcher")
 def _dispatcher(example_catalog_path: Path) -> Dispatcher:
     catalog = load_catalog(example_catalog_path)
-    table = {**registry(), "status": ECHO, "probe": STALLING, "history": CRASHING}
+    table = {**registry(), "status": ECHO, "probe": STALLING, "history": CRASHING, "logs": BOUNDED}
     return Dispatcher(catalog, Backends(catalog), table)
 
 
@@ -132,11 +145,26 @@ class TestExecute:
         assert "hunter2" not in render_reply(reply)
         assert reply.outcome is Outcome.INTERNAL_ERROR
 
-    def test_deadline(self, dispatcher: Dispatcher) -> None:
-        """A stalled command is answered with a deadline message when the deadline passes."""
+    def test_deadline_on_the_worker_thread(self, dispatcher: Dispatcher) -> None:
+        """A Slack command runs on the thread that took it (no hand-off) and is answered with the deadline
+        message when its backend call ends at the deadline."""
+        STALL.clear()
+        RAN_ON.clear()
+        started = time.monotonic()
+        reply = dispatcher.execute("logs", "U01AAA", deadline=time.monotonic() + 0.5)
+        elapsed = time.monotonic() - started
+        STALL.set()
+        assert RAN_ON[0] is threading.current_thread()
+        assert isinstance(reply, Message)
+        assert reply.title.startswith("no answer within the command deadline")
+        assert 0.4 < elapsed < 3.0
+
+    def test_deadline_in_the_terminal(self, dispatcher: Dispatcher) -> None:
+        """In the terminal the command runs on the runner pool while the caller waits with the deadline (and
+        for Ctrl-C): even a verb that ignores the deadline is answered when it passes."""
         STALL.clear()
         started = time.monotonic()
-        reply = dispatcher.execute("probe", "U01AAA", deadline=time.monotonic() + 0.5)
+        reply = dispatcher.execute("probe", "U01AAA", source="terminal", deadline=time.monotonic() + 0.5)
         elapsed = time.monotonic() - started
         STALL.set()
         assert isinstance(reply, Message)

@@ -16,6 +16,7 @@ import yaml
 
 from bot.clients.backends import Backends
 from bot.core.catalog import load_catalog
+from bot.core.errors import DeadlineExceeded
 from bot.dispatch.command import Command, CommandParser, Invocation
 from bot.dispatch.dispatcher import Dispatcher
 from bot.render import slack as slack_render
@@ -34,9 +35,11 @@ ACK_DEADLINE = 3.0  # seconds: Slack's own limit for acknowledging a slash comma
 
 
 def stalled_run(_args: argparse.Namespace, invocation: Invocation) -> Reply:
-    """Stands in for a verb whose backend does not answer (until the test is over)."""
+    """Stands in for a verb whose backend does not answer (until the test is over): its call ends at the
+    command deadline, as every backend call does (bot/clients/deadlines.py)."""
     STALLED_RUNNING.set()
-    RELEASE.wait(60)
+    if not RELEASE.wait(max(0.0, invocation.deadline - time.monotonic())):
+        raise DeadlineExceeded("the backend did not answer by the deadline")
     return Message(title="too late")
 
 
@@ -168,8 +171,8 @@ class TestHttpMode:
         assert "/svc help [verb]" in json.dumps(answered(slack, help_body))
         stalled = answered(slack, stalled_body)
         assert "no answer within the command deadline (3s)" in str(stalled["text"])
-        # Meanwhile: help's answer came first, while the stalled command was still waiting for its verb (stuck
-        # until the test ends), not after the stalled command gave up at its deadline.
+        # Meanwhile: help's answer came first, while the stalled command was still waiting for its backend,
+        # not after the stalled command gave up at its deadline.
         assert [call.target for call in slack.response_posts()] == [response_id(help_body),
                                                                     response_id(stalled_body)]
         assert time.monotonic() - started < DEADLINE + 3.0  # at its deadline, not when the verb gives up

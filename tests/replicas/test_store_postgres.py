@@ -5,12 +5,14 @@ never escape as the driver's own."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from postgres_support import postgres_base_url, postgres_schema
 from replica_world import pending_request
 
+from bot.clients import deadlines
 from bot.core.errors import BackendUnavailable
 from bot.deploys.store import SCHEMA_VERSION, PostgresDatabase, State, Store, open_database, pyformat, schema_version
 
@@ -80,6 +82,28 @@ def test_a_full_pool_waits_then_says_busy(pg_url: str) -> None:
         pass
     with small.transaction(write=False) as tx:
         assert tx.query("SELECT 1 AS one") == [{"one": 1}]
+    small.close()
+
+
+def test_waits_end_by_the_command_deadline(pg_url: str) -> None:
+    """Inside a command (issue 17): the wait for a pooled connection and each statement end by the command's
+    deadline, not after the pool's wait or the 30 s statement_timeout; outside, the statement_timeout is whole."""
+    database = open_database(pg_url)
+    assert isinstance(database, PostgresDatabase)
+    small = PostgresDatabase(database.url, pool_size=1, wait=30.0)
+    database.close()
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match="failed"), \
+            deadlines.command_deadline(time.monotonic() + 0.5), small.transaction(write=False) as tx:
+        tx.query("SELECT pg_sleep(10) AS slept")
+    assert time.monotonic() - started < 3.0
+    started = time.monotonic()
+    with small.transaction(write=False), pytest.raises(BackendUnavailable, match="busy"), \
+            deadlines.command_deadline(time.monotonic() + 0.5), small.transaction():
+        pass
+    assert time.monotonic() - started < 3.0
+    with small.transaction(write=False) as tx:
+        assert tx.query("SHOW statement_timeout") == [{"statement_timeout": "30s"}]
     small.close()
 
 

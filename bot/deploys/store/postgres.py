@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot.core.errors import BackendUnavailable, Conflict, UsageError
+from bot.clients import deadlines
+from bot.core.errors import BackendUnavailable, Conflict, DeadlineExceeded, UsageError
 from bot.deploys.store.database import Row, Transaction, cut
 
 if TYPE_CHECKING:
@@ -159,14 +160,18 @@ class PostgresDatabase:
     def _checkout(self) -> psycopg.Connection[Row]:
         timeout, closed = self._pool_errors
         failed_connects = self._pool.get_stats().get("connections_errors", 0)
+        # Inside a command, the wait for a connection ends by the command's deadline (bot/clients/deadlines.py).
+        wait = deadlines.remaining(self._wait)
+        if wait <= 0:
+            raise DeadlineExceeded("no time left to wait for a store connection")
         try:
-            return self._pool.getconn()
+            return self._pool.getconn(timeout=wait)
         except closed:
             raise BackendUnavailable(f"the store ({self._where}) is closed") from None
         except timeout:
             if self._pool.get_stats().get("connections_errors", 0) == failed_connects:
                 raise BackendUnavailable(f"the store ({self._where}) is busy: all {self.pool_size} connections "
-                                         f"in use for {self._wait:.0f}s") from None
+                                         f"in use for {wait:.1f}s") from None
         # The pool could not open a connection while this caller waited: say why, as a new connection
         # outside the pool finds it (the pool only logs it); the pool keeps retrying in the background.
         self.connect().close()
@@ -185,8 +190,17 @@ class PostgresDatabase:
         begin = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         for attempt in (1, 2):
             connection = self._checkout()
+            statement = begin
+            statement_ms = int(deadlines.remaining(self._statement_timeout_ms / 1000) * 1000)
+            if statement_ms < self._statement_timeout_ms:
+                # Inside a command: each statement of this transaction ends by the command's deadline. In the
+                # same round trip as BEGIN (several statements without parameters are allowed).
+                if statement_ms <= 0:
+                    self._checkin(connection)
+                    raise DeadlineExceeded("no time left for the store")
+                statement = f"{begin}; SET LOCAL statement_timeout = {max(1, statement_ms)}"
             try:
-                connection.execute(begin)
+                connection.execute(statement)
             except self._psycopg.Error as exc:
                 self._checkin(connection, broken=True)
                 # A pooled connection the server dropped (a restart, a failover): the other idle ones went

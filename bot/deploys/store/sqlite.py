@@ -8,7 +8,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from bot.core.errors import BackendUnavailable, Conflict
+from bot.clients import deadlines
+from bot.core.errors import BackendUnavailable, Conflict, DeadlineExceeded
 from bot.deploys.store.database import Row, Transaction, cut
 
 
@@ -34,6 +35,7 @@ class SqliteDatabase:
 
     def __init__(self, path: Path, busy_timeout: float = 10.0) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._connection = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None,
@@ -47,11 +49,13 @@ class SqliteDatabase:
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
-        with self._lock:
-            try:
-                self._connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.Error as exc:
-                raise BackendUnavailable(f"the store at {self.path} is unavailable: {exc}") from exc
+        # Inside a command, the waits (this process's lock, another process's write lock) end by the
+        # command's deadline, not after the whole busy timeout (bot/clients/deadlines.py `remaining`).
+        if not self._lock.acquire(timeout=self._wait("lock") if deadlines.command_deadline_set() else -1):
+            raise BackendUnavailable(f"the store at {self.path} is busy: another command held it until this "
+                                     "one's deadline")
+        try:
+            self._begin(write)
             try:
                 yield _SqliteTransaction(self._connection)
             except BaseException as exc:
@@ -65,6 +69,28 @@ class SqliteDatabase:
                 self._connection.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise BackendUnavailable(f"the store at {self.path} could not commit: {exc}") from exc
+        finally:
+            self._lock.release()
+
+    def _wait(self, what: str) -> float:
+        wait = deadlines.remaining(self.busy_timeout)
+        if wait <= 0:
+            raise DeadlineExceeded(f"no time left to wait for the store's {what}")
+        return wait
+
+    def _begin(self, write: bool) -> None:
+        """BEGIN, waiting for another process's write lock at most the busy timeout or until the deadline."""
+        wait = self._wait("write lock")
+        shortened = wait < self.busy_timeout
+        try:
+            if shortened:
+                self._connection.execute(f"PRAGMA busy_timeout = {max(1, int(wait * 1000))}")
+            self._connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"the store at {self.path} is unavailable: {exc}") from exc
+        finally:
+            if shortened:
+                self._connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
 
     def serialize(self, tx: Transaction, name: str) -> None:
         """Nothing to do: a writing transaction holds the database's write lock already."""
