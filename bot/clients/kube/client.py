@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -384,7 +385,8 @@ class KubeClient:
     def read_body_json(self, target: ResourceRef, response: Any) -> Any:
         """The JSON of a response's body, read within the current total deadline; errors name the cluster."""
         try:
-            return json.loads(response.data)
+            # orjson: decoding the lists was the largest single item of a status's CPU left (issue 22's profile)
+            return orjson.loads(response.data)
         except (ValueError, RecursionError, urllib3.exceptions.HTTPError, OSError) as exc:
             if deadlines.expired():
                 raise self._unreachable(f"no whole answer to {target.verb} {target.qualified_resource} "
