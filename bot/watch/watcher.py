@@ -1,0 +1,274 @@
+"""The watcher: streams for the namespaces channels watch, incidents judged from what they hold.
+
+Runs on the replica that leads the background work (`leading()`, bot/deploys/background.py), on threads of
+its own, never on the command lanes. A supervisor thread checks the lead and the subscriptions every
+`interval` seconds and starts or stops streams (bot/watch/streams.py: one per cluster, namespace and kind);
+an evaluator thread, woken by every change the streams see (and every `interval` anyway, for thresholds in
+time and for deploy runs that end), judges each watched service and environment (bot/watch/detect.py) and
+writes what changed into the book (bot/watch/book.py): open, update in place, a line in the thread, resolve.
+`on_written()` then wakes the Slack sender.
+
+svcbot's own deploys: while a run is active for the service and environment (and for `watch.after_deploy`
+after it ended), no incident opens: the run's thread carries the news. Trouble that outlives that opens one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from bot.clients.kube import KubeClient
+from bot.core.catalog import Catalog
+from bot.core.errors import BotError
+from bot.deploys.store import FINAL, State, Store
+from bot.insight import kube_facts
+from bot.watch import detect
+from bot.watch.book import ALL, Book, Incident, Subscription, channels_for
+from bot.watch.streams import ObjectStream
+
+log = structlog.get_logger("svcbot.watch")
+
+JSON = dict[str, Any]
+INTERVAL = 1.0
+RESOURCES = ("pods", "deployments", "horizontalpodautoscalers")
+ErrorLines = Callable[[str, str, Sequence[str]], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Target:
+    service: str
+    env: str
+    cluster: str
+    namespace: str
+    deployment: str
+    container: str
+
+
+def targets(catalog: Catalog, subscriptions: Sequence[Subscription]) -> list[Target]:
+    """The (service, env) pairs some channel watches, in catalog order."""
+    out = []
+    for service_name, service in catalog.services.items():
+        for env_name, env in catalog.environments.items():
+            if any(sub.covers(service_name, env_name) for sub in subscriptions):
+                out.append(Target(service_name, env_name, env.cluster, env.namespace,
+                                  service.deployment or service_name, service.container))
+    return out
+
+
+def duration_words(seconds: float) -> str:
+    return kube_facts.human_age(seconds)
+
+
+class Watcher:
+    def __init__(self, catalog: Catalog, store: Callable[[], Store], kube: Callable[[str], KubeClient], *,
+                 leading: Callable[[], bool] = lambda: True, on_written: Callable[[], None] = lambda: None,
+                 error_lines: ErrorLines | None = None, interval: float = INTERVAL, watch_timeout: int = 300,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.catalog = catalog
+        self._store = store
+        self._kube = kube
+        self.leading = leading
+        self.on_written = on_written
+        self.error_lines = error_lines
+        self.interval = interval
+        self.watch_timeout = watch_timeout
+        self.clock = clock
+        self.streams: dict[tuple[str, str, str], ObjectStream] = {}
+        self.passes = 0  # evaluation passes done (tests wait for one after a change)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._targets: list[Target] = []
+        self._lock = threading.Lock()
+        self._absent: dict[tuple[str, str, str], float] = {}  # open incidents' trouble not seen since
+
+    # --- life -----------------------------------------------------------------------------------------
+
+    def start(self) -> Watcher:
+        for name, loop in (("watch-supervisor", self._supervise), ("watch-evaluator", self._evaluate_loop)):
+            thread = threading.Thread(target=loop, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._stop_streams(set())
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def book(self) -> Book:
+        return Book(self._store())
+
+    # --- supervision: which streams run ---------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.supervise()
+            except BotError as exc:
+                log.warning("watch.supervise_failed", reason=exc.message)
+            except Exception:
+                log.exception("watch.supervise_crashed")
+            self._stop.wait(self.interval)
+
+    def supervise(self) -> None:
+        """Start the streams the subscriptions need while this replica leads; stop them otherwise."""
+        if not self.leading():
+            with self._lock:
+                self._targets = []
+            self._stop_streams(set())
+            return
+        subscriptions = self.book.subscriptions()
+        wanted_targets = targets(self.catalog, subscriptions)
+        wanted = {(target.cluster, target.namespace, resource) for target in wanted_targets for resource in RESOURCES}
+        self._stop_streams(wanted)
+        for key in sorted(wanted - set(self.streams)):
+            cluster = key[0]
+            self.streams[key] = ObjectStream(cluster, key[1], key[2], lambda c=cluster: self._kube(c),  # type: ignore[misc]
+                                             self.wake, watch_timeout=self.watch_timeout).start()
+        with self._lock:
+            self._targets = wanted_targets
+        self.wake()
+
+    def _stop_streams(self, keep: set[tuple[str, str, str]]) -> None:
+        for key in [key for key in self.streams if key not in keep]:
+            self.streams.pop(key).stop()
+
+    # --- evaluation -----------------------------------------------------------------------------------
+
+    def _evaluate_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                if self.evaluate():
+                    self.on_written()
+            except BotError as exc:
+                log.warning("watch.evaluate_failed", reason=exc.message)
+            except Exception:
+                log.exception("watch.evaluate_crashed")
+            finally:
+                self.passes += 1
+
+    def evaluate(self) -> int:
+        """One pass over every watched service and environment; how many incidents were written."""
+        with self._lock:
+            watched = list(self._targets)
+        if not watched or not self.leading():
+            return 0
+        book = self.book
+        store = book.store
+        subscriptions = book.subscriptions()
+        open_incidents: dict[tuple[str, str], list[Incident]] = {}
+        for incident in book.incidents():
+            open_incidents.setdefault((incident.service, incident.env), []).append(incident)
+        written = 0
+        now = self.clock()
+        for target in watched:
+            pods_stream = self.streams.get((target.cluster, target.namespace, "pods"))
+            deployments_stream = self.streams.get((target.cluster, target.namespace, "deployments"))
+            if pods_stream is None or deployments_stream is None:
+                continue
+            if not (pods_stream.synced.is_set() and deployments_stream.synced.is_set()):
+                continue
+            hpas_stream = self.streams.get((target.cluster, target.namespace, "horizontalpodautoscalers"))
+            hpas = hpas_stream.snapshot() if hpas_stream is not None and hpas_stream.synced.is_set() else []
+            deployment = deployments_stream.get(target.deployment)
+            pods = _pods_of(deployment, pods_stream.snapshot()) if deployment is not None else []
+            found = {finding.kind: finding for finding in
+                     detect.findings(deployment, pods, target.container, self.catalog.watch, now, hpas)}
+            current = {incident.kind: incident for incident in open_incidents.get((target.service, target.env), [])}
+            for kind, incident in current.items():
+                key = (target.service, target.env, kind)
+                if kind in found:
+                    self._absent.pop(key, None)
+                    continue
+                # Gone for `resolve_after` before it counts as resolved: a crash loop's pod runs for a while
+                # between two crashes, and a rollout passes through states that look fine for a moment.
+                gone_since = self._absent.setdefault(key, now)
+                if now - gone_since >= self.catalog.watch.resolve_after:
+                    self._absent.pop(key, None)
+                    took = duration_words(now - incident.opened_at)
+                    if book.resolve_incident(incident.id, f"resolved after {took}", now=now):
+                        written += 1
+                        log.info("watch.resolved", service=target.service, env=target.env, kind=kind,
+                                 incident=incident.id)
+            if not found:
+                continue
+            quiet = self._deploy_quiet(store, target, now)
+            channels = channels_for(subscriptions, target.service, target.env)
+            for kind, finding in found.items():
+                written += self._record(book, target, finding, current.get(kind), channels=channels,
+                                        quiet=quiet, now=now)
+        return written
+
+    def _record(self, book: Book, target: Target, finding: detect.Finding, incident: Incident | None, *,
+                channels: list[str], quiet: bool, now: float) -> int:
+        facts = finding.facts()
+        if incident is not None:
+            old = dict(incident.facts)
+            facts["log_lines"] = old.get("log_lines", [])
+            if {key: old.get(key) for key in ("summary", "lines", "pods")} == \
+                    {key: facts.get(key) for key in ("summary", "lines", "pods")}:
+                return 0
+            line = f"now: {finding.summary}" if finding.fingerprint != incident.fingerprint else ""
+            return 1 if book.update_incident(incident.id, facts, finding.fingerprint, line, now=now) else 0
+        if quiet or not channels:
+            return 0
+        facts["log_lines"] = list(self._error_lines(target, finding.pods))
+        opened = book.open_incident(target.service, target.env, finding.kind, facts=facts,
+                                    fingerprint=finding.fingerprint, channels=channels,
+                                    reopen_window=self.catalog.watch.reopen_window, now=now)
+        if opened is None:
+            return 0
+        log.info("watch.opened", service=target.service, env=target.env, kind=finding.kind, incident=opened.id,
+                 reopened=opened.reopened)
+        return 1
+
+    def _deploy_quiet(self, store: Store, target: Target, now: float) -> bool:
+        """A svcbot run is active for the service and environment, or ended less than `after_deploy` ago."""
+        latest = store.requests(service=target.service, env=target.env, limit=1)
+        if not latest:
+            return False
+        request = latest[0]
+        if request.state is State.RUNNING:
+            return True
+        ran = request.state in FINAL and request.state not in (State.REJECTED, State.EXPIRED, State.CANCELLED)
+        return ran and now - request.updated_at < self.catalog.watch.after_deploy
+
+    def _error_lines(self, target: Target, pods: Sequence[str]) -> tuple[str, ...]:
+        if self.error_lines is None:
+            return ()
+        try:
+            return self.error_lines(target.service, target.env, pods)
+        except BotError as exc:
+            return (f"(logs not read: {exc.message})",)
+
+    def watched(self) -> list[Target]:
+        with self._lock:
+            return list(self._targets)
+
+
+def _pods_of(deployment: JSON, pods: Sequence[JSON]) -> list[JSON]:
+    labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not labels:
+        return []
+    return [pod for pod in pods
+            if all(((pod.get("metadata") or {}).get("labels") or {}).get(key) == value
+                   for key, value in labels.items())]
+
+
+__all__ = ["ALL", "Target", "Watcher", "targets"]
