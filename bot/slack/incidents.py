@@ -12,25 +12,41 @@ is one store write, as for progress lines).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from bot.core.errors import BotError
+from bot.core.tone import Tone
+from bot.core.workers import QueueFull
 from bot.deploys.store import Store
+from bot.dispatch.dispatcher import new_request_id
 from bot.render import slack as slack_render
 from bot.render.slack import escape
 from bot.render.views import to_document
+from bot.render.watch_view import (
+    INCIDENT_ACTIONS,
+    LOGS_ACTION,
+    ROLLBACK_ACTION,
+    SILENCE_HOUR_ACTION,
+    STATUS_ACTION,
+)
+from bot.replies.base import Message, Reply, error_message
 from bot.replies.watch import incident_reply
-from bot.runtime import Runtime
-from bot.slack.webapi import SlackPoster
-from bot.watch.book import Book, Incident, Line, Post
+from bot.slack.webapi import Destination, SlackPoster
+from bot.watch.book import UNTIL_RESOLVED, Book, Incident, Line, Post
 from bot.watch.logs import error_lines
 from bot.watch.watcher import Watcher
 
+if TYPE_CHECKING:
+    from bot.slack.app import SvcBot
+
 log = structlog.get_logger("svcbot.incidents")
+_INCIDENT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 POLL = 0.5
 MAX_LINES_PER_MESSAGE = 20
@@ -128,14 +144,88 @@ class Watching:
         self.sender.stop(timeout)
 
 
-def start_watching(runtime: Runtime, poster: SlackPoster, leading: Callable[[], bool]) -> Watching:
-    """Watch streams and incident delivery for this process; `/svc watch` checks membership through `poster`."""
+def start_watching(bot: SvcBot, leading: Callable[[], bool]) -> Watching:
+    """Watch streams and incident delivery for this process; `/svc watch` checks membership through the poster."""
+    runtime, poster = bot.runtime, bot.poster
     runtime.dispatcher.channel_member = poster.channel_member
     catalog = runtime.catalog
     sender = IncidentSender(poster, runtime.deploys.store, update_every=catalog.watch.update_every, leading=leading)
     lines = error_lines(catalog, runtime.backends.loki) if catalog.loki is not None else None
     watcher = Watcher(catalog, runtime.deploys.store, runtime.backends.kube, leading=leading,
                       on_written=sender.wake, error_lines=lines)
+    bot.incident_buttons.wake = sender.wake
     sender.start()
     watcher.start()
     return Watching(watcher, sender)
+
+
+# --- the incident message's buttons ---------------------------------------------------------------------
+
+SILENCE_HOUR = 3600.0
+
+
+class IncidentButtons:
+    """Clicks on an incident message. The button's value is an incident id and nothing else is read; the
+    service and environment come from the store. Logs and Status answer the clicker privately, as the commands
+    would; Rollback runs `/svc rollback <service> <env>` as the clicker, through the same policy and approvals
+    (a protected environment posts its approval request); Silence needs the right to `watch` that environment."""
+
+    def __init__(self, bot: SvcBot) -> None:
+        self.bot = bot
+        self.wake: Callable[[], None] = lambda: None  # the incident sender's (set when watching starts)
+
+    def on_click(self, ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        action = (body.get("actions") or [{}])[0]
+        action_id = str(action.get("action_id", ""))
+        incident_id = str(action.get("value", ""))
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", ""))
+        to = Destination(channel=channel, user=user, response_url=body.get("response_url"))
+        if action_id not in INCIDENT_ACTIONS or not _INCIDENT_ID.match(incident_id):
+            log.warning("button.bad_value", action=action_id)
+            return
+        request_id = new_request_id()
+        try:
+            self.bot.pool.submit(lambda: self._act(action_id, incident_id, to, request_id))
+        except QueueFull:
+            self.bot._tell(slack_render.render(to_document(
+                error_message("svcbot is busy; press the button again in a minute"))), to)
+
+    def _act(self, action_id: str, incident_id: str, to: Destination, request_id: str) -> None:
+        book = Book(self.bot.runtime.deploys.store())
+        incident = book.incident(incident_id)
+        if incident is None:
+            self._say(error_message(f"incident {incident_id} is not known here"), to)
+            return
+        where = f"{incident.service} {incident.env}"
+        if action_id == LOGS_ACTION:
+            self.bot._answer(f"logs {where} --level error --since 30m", to.user, to, request_id,
+                             ephemeral=True)
+        elif action_id == STATUS_ACTION:
+            self.bot._answer(f"status {where}", to.user, to, request_id, ephemeral=True)
+        elif action_id == ROLLBACK_ACTION:
+            self.bot._answer(f"rollback {where}", to.user, to, request_id)
+        else:
+            self._silence(book, incident, action_id, to)
+
+    def _silence(self, book: Book, incident: Incident, action_id: str, to: Destination) -> None:
+        decision = self.bot.runtime.dispatcher.policy.check("watch", (incident.env,), to.user)
+        if not decision.allowed:
+            self._say(error_message(f"only who may watch {incident.env} may silence its incidents: {decision.reason}"),
+                      to)
+            return
+        now = time.time()
+        until = now + SILENCE_HOUR if action_id == SILENCE_HOUR_ACTION else UNTIL_RESOLVED
+        book.silence(incident.id, until, to.user, now=now)
+        book.store.record(to.user, "incident.silenced", detail={"incident": incident.id, "until": until,
+                                                                 "service": incident.service, "env": incident.env})
+        log.info("incidents.silenced", incident=incident.id, user=to.user, until=until)
+        what = "for an hour" if action_id == SILENCE_HOUR_ACTION else "until it resolves"
+        self._say(Message(title=f"incident {incident.id} silenced {what}: no more lines in its thread until then "
+                                "(its message still shows where it stands, and its resolution is still said)",
+                          tone=Tone.OK), to)
+        self.wake()
+
+    def _say(self, reply: Reply, to: Destination) -> None:
+        self.bot._tell(slack_render.render(to_document(reply)), to)

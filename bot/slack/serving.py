@@ -390,7 +390,7 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
     bot.reporter.orphans_after = lambda: settings.stale_after if settings is not None else 30.0
     bot.reporter.leading = lambda: work.leading
     work.start()
-    running.watching = start_watching(runtime, bot.poster, lambda: work.leading)
+    running.watching = start_watching(bot, lambda: work.leading)
     metrics.SLACK_CONNECTED.set_function(lambda: 1.0 if health.slack_up() else 0.0)
     log.info("svcbot.started", mode="socket" if app_token else "http",
              port=running.events_server.port if running.events_server else None,

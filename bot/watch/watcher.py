@@ -80,6 +80,7 @@ class Watcher:
         self.clock = clock
         self.streams: dict[tuple[str, str, str], ObjectStream] = {}
         self.passes = 0  # evaluation passes done (tests wait for one after a change)
+        self.last_pass = 0.0  # the clock of the last pass that judged every watched service
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -213,6 +214,7 @@ class Watcher:
             for kind, finding in found.items():
                 written += self._record(book, target, finding, current.get(kind), channels=channels,
                                         quiet=quiet, now=now)
+        self.last_pass = now
         return written
 
     def _record(self, book: Book, target: Target, finding: detect.Finding, incident: Incident | None, *,
@@ -224,7 +226,9 @@ class Watcher:
             if {key: old.get(key) for key in ("summary", "lines", "pods")} == \
                     {key: facts.get(key) for key in ("summary", "lines", "pods")}:
                 return 0
-            line = f"now: {finding.summary}" if finding.fingerprint != incident.fingerprint else ""
+            changed_shape = finding.fingerprint != incident.fingerprint
+            # Silenced: the message still shows where things stand, the thread stays quiet.
+            line = f"now: {finding.summary}" if changed_shape and not incident.silenced(now) else ""
             return 1 if book.update_incident(incident.id, facts, finding.fingerprint, line, now=now) else 0
         if quiet or not channels:
             return 0

@@ -19,6 +19,7 @@ from bot.runtime import build_runtime
 from bot.slack import serving as bot_app
 from bot.watch.book import Book
 from sandbox.slack import SlackSandbox
+from sandbox.slack import payloads as slack_payloads
 from sandbox.stack import SandboxStack
 
 ALICE = "U0ALICE"
@@ -75,16 +76,44 @@ class WatchWorld:
         assert self.running.events_server is not None
         return f"http://127.0.0.1:{self.running.events_server.port}/slack/events"
 
-    def slash(self, text: str, *, user: str = ALICE, channel: str = CHANNEL) -> str:
+    def slash(self, text: str, *, user: str = ALICE, channel: str = CHANNEL, answer: bool = True) -> str:
         """Send `/svc TEXT` as a signed request; the text of the answer that came back (ack or response_url)."""
         before = len(self.slack.response_posts())
         body, headers = self.slack.slash_command_request(text, user_id=user, channel_id=channel)
         status, ack = self.slack.post(self.url, body, headers)
         assert status == 200
-        if ack.strip():
+        if ack.strip() or not answer:
             return ack
         posts = wait_until(lambda: self.slack.response_posts()[before:], 20, f"the answer to {text!r}")
         return texts(posts[0].args)
+
+    def click(self, action_id: str, ts: str, *, user: str = ALICE, channel: str = CHANNEL, answer: bool = True) -> str:
+        """Click a button of the message `ts` as `user`; the text of the private answer it gets (when `answer`)."""
+        before = len(self.slack.response_posts())
+        payload = self.slack.block_actions_payload(action_id, user_id=user, channel_id=channel, message_ts=ts)
+        body = slack_payloads.interactive_body(payload)
+        status, _ = self.slack.post(self.url, body, slack_payloads.sign_request(body, self.slack.signing_secret))
+        assert status == 200
+        if not answer:
+            return ""
+        posts = wait_until(lambda: self.slack.response_posts()[before:], 30, f"the answer to {action_id}")
+        return texts(posts[0].args)
+
+    def wait_watching(self, service: str, env: str) -> None:
+        """Until the watcher judges `service` in `env` from streams that listed and are watching."""
+        watching = self.running.watching
+        assert watching is not None
+        watcher = watching.watcher
+
+        def ready() -> bool:
+            target = next((t for t in watcher.watched() if (t.service, t.env) == (service, env)), None)
+            if target is None:
+                return False
+            streams = [stream for key, stream in list(watcher.streams.items()) if key[:2] == (target.cluster,
+                                                                                              target.namespace)]
+            return len(streams) == 3 and all(stream.synced.is_set() and stream.watches for stream in streams)
+
+        wait_until(ready, 30, f"the watcher watching {service} in {env}")
 
     def kubectl(self, *args: str, context: str = "sandbox-nonprod-admin") -> str:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.directory / "kubectl-home"),
