@@ -60,6 +60,11 @@ def _crashing(diagnosis: kube_facts.PodDiagnosis, now: float) -> bool:
             and diagnosis.last_finished is not None and now - diagnosis.last_finished < RECENT_CRASH)
 
 
+def _oom_recently(diagnosis: kube_facts.PodDiagnosis, now: float) -> bool:
+    """Killed for memory in the last few minutes: a leaking pod is ready again between two kills."""
+    return diagnosis.oom_killed and (diagnosis.last_finished is None or now - diagnosis.last_finished < RECENT_CRASH)
+
+
 def _pods_line(diagnosis: kube_facts.PodDiagnosis) -> str:
     restarts = f", {diagnosis.restarts} restarts" if diagnosis.restarts else ""
     image = f", {kube_facts.image_tag(diagnosis.image)}" if diagnosis.image else ""
@@ -96,7 +101,8 @@ def findings(deployment: JSON | None, pods: Sequence[JSON], container: str, rule
     out: list[Finding] = []
     live = [(pod, kube_facts.diagnose_pod(pod, container)) for pod in pods
             if not (pod.get("metadata") or {}).get("deletionTimestamp")]
-    crashing = [(pod, d) for pod, d in live if _crashing(d, now) and d.restarts >= rules.crash_loop_restarts]
+    crashing = [(pod, d) for pod, d in live if d.restarts >= rules.crash_loop_restarts
+                and (_crashing(d, now) or _oom_recently(d, now))]
     oom = [(pod, d) for pod, d in crashing if d.oom_killed]
     crash = [(pod, d) for pod, d in crashing if not d.oom_killed]
     if crash:
