@@ -40,8 +40,8 @@ def test_buttons_answer_and_rollback_resolves(world: WatchWorld) -> None:
 
 
 def test_svcbot_deploy_that_rolls_back_opens_no_incident(world: WatchWorld) -> None:
-    """/svc deploy of a version the registry lacks (pods cannot pull it): its run fails, rolls back and says so in its thread; the watcher stays
-    quiet for that service and environment (no incident message), though it watches it."""
+    """/svc deploy of a version the registry lacks (pods cannot pull it): its run fails, rolls back and says so
+    in its thread; the watcher, watching that service, stays quiet (no incident, no message)."""
     world.slash("watch inventory dev")
     world.wait_watching("inventory", "dev")
     world.slash("deploy inventory dev 3.9.9", answer=False)  # answered in the channel, with its thread
