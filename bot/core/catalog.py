@@ -217,6 +217,9 @@ class Watch(_Model):
     resolve_after: WatchDuration = 60.0  # how long trouble must be gone before its incident is resolved
     update_every: WatchDuration = 5.0
     after_deploy: WatchDuration = 30.0  # how long trouble must outlive a svcbot deploy run before it is an incident
+    storm: Annotated[int, Field(ge=2, le=1000)] = 3  # services with one kind of trouble in one env: one incident
+    group_wait: Annotated[float, BeforeValidator(_duration_at_most(MAX_WATCH_DURATION))] = 2.0  # gather a storm
+    cluster_gone: WatchDuration = 60.0  # a cluster none of whose streams answers this long: one incident
 
 
 class Approval(_Model):

@@ -13,6 +13,8 @@ from bot.render.approvals_view import clock, mention
 from bot.render.document import Button, Buttons, Code, Document, Element, Fields, Heading, Lines, Note, Paragraph
 from bot.render.views import view
 from bot.replies.watch import IncidentReply, WatchesReply, scope
+from bot.watch.book import ALL
+from bot.watch.detect import CLUSTER_GONE
 
 LOGS_ACTION = "svc_incident_logs"  # bot/slack/app.py runs these through the dispatcher as the clicking user
 STATUS_ACTION = "svc_incident_status"
@@ -25,6 +27,9 @@ SILENCED_FOR_EVER = 1e14
 
 def incident_headline(reply: IncidentReply) -> str:
     state = "RESOLVED" if not reply.open else ("re-opened" if reply.reopened else "incident")
+    if reply.service == ALL:
+        where = f"cluster {reply.env}" if reply.kind == CLUSTER_GONE else f"storm in {reply.env}"
+        return f"{state}: {where}: {reply.title}"
     return f"{state}: {reply.service} in {reply.env}: {reply.title}"
 
 
@@ -49,7 +54,15 @@ def incident_view(reply: IncidentReply) -> Document:
         forever = reply.silenced_until >= SILENCED_FOR_EVER
         until = "until resolved" if forever else f"until {clock(reply.silenced_until)}"
         elements.append(Note(f"silenced {until} by {mention(reply.silenced_by)}", markup=True))
-    if reply.open:
+    if reply.open and reply.service == ALL:
+        value = reply.id
+        silence = (Button("Silence 1h", SILENCE_HOUR_ACTION, value),
+                   Button("Silence until resolved", SILENCE_RESOLVED_ACTION, value))
+        status = () if reply.kind == CLUSTER_GONE else (Button("Status", STATUS_ACTION, value),)
+        elements.append(Buttons((*status, *silence), block_id=f"incident-{reply.id}"))
+        elements.append(Note(f"incident {reply.id}" + ("" if reply.kind == CLUSTER_GONE
+                                                        else f" · /svc status all {reply.env}")))
+    elif reply.open:
         value = reply.id
         elements.append(Buttons((
             Button("Logs", LOGS_ACTION, value),

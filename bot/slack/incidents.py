@@ -38,7 +38,7 @@ from bot.render.watch_view import (
 from bot.replies.base import Message, Reply, error_message
 from bot.replies.watch import incident_reply
 from bot.slack.webapi import Destination, SlackPoster
-from bot.watch.book import UNTIL_RESOLVED, Book, Incident, Line, Post
+from bot.watch.book import ALL, UNTIL_RESOLVED, Book, Incident, Line, Post
 from bot.watch.logs import error_lines
 from bot.watch.watcher import Watcher
 
@@ -199,6 +199,15 @@ class IncidentButtons:
             self._say(error_message(f"incident {incident_id} is not known here"), to)
             return
         where = f"{incident.service} {incident.env}"
+        if incident.service == ALL:  # a storm or a cluster: one environment, or a cluster, not one service
+            if action_id == STATUS_ACTION:
+                self.bot._answer(f"status all {incident.env}", to.user, to, request_id, ephemeral=True)
+            elif action_id in (LOGS_ACTION, ROLLBACK_ACTION):
+                self._say(error_message("this incident is about many services: use /svc logs or /svc rollback "
+                                        "on one of them"), to)
+            else:
+                self._silence(book, incident, action_id, to)
+            return
         if action_id == LOGS_ACTION:
             self.bot._answer(f"logs {where} --level error --since 30m", to.user, to, request_id,
                              ephemeral=True)
@@ -210,7 +219,10 @@ class IncidentButtons:
             self._silence(book, incident, action_id, to)
 
     def _silence(self, book: Book, incident: Incident, action_id: str, to: Destination) -> None:
-        decision = self.bot.runtime.dispatcher.policy.check("watch", (incident.env,), to.user)
+        catalog = self.bot.runtime.catalog
+        envs = ((incident.env,) if incident.env in catalog.environments
+                else tuple(name for name, env in catalog.environments.items() if env.cluster == incident.env))
+        decision = self.bot.runtime.dispatcher.policy.check("watch", envs, to.user)
         if not decision.allowed:
             self._say(error_message(f"only who may watch {incident.env} may silence its incidents: {decision.reason}"),
                       to)

@@ -22,10 +22,11 @@ NOT_READY = "not-ready"
 ROLLOUT_STUCK = "rollout-stuck"
 REPLICAS_BELOW = "replicas-below"
 HPA_AT_MAX = "hpa-at-max"
+CLUSTER_GONE = "cluster-unreachable"  # service ALL, env the cluster's name
 KINDS = (CRASH_LOOP, OOM_KILLED, IMAGE_PULL, NOT_READY, ROLLOUT_STUCK, REPLICAS_BELOW, HPA_AT_MAX)
 TITLES = {CRASH_LOOP: "crash loop", OOM_KILLED: "OOMKilled", IMAGE_PULL: "image pull failure",
           NOT_READY: "readiness failing", ROLLOUT_STUCK: "rollout stuck", REPLICAS_BELOW: "replicas below need",
-          HPA_AT_MAX: "HPA pinned at max"}
+          HPA_AT_MAX: "HPA pinned at max", CLUSTER_GONE: "cluster unreachable"}
 PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 MAX_PODS_SHOWN = 10
 

@@ -27,7 +27,7 @@ from bot.core.catalog import Catalog
 from bot.core.errors import BotError
 from bot.deploys.store import FINAL, State, Store
 from bot.insight import kube_facts
-from bot.watch import detect
+from bot.watch import detect, groups
 from bot.watch.book import ALL, Book, Incident, Subscription, channels_for
 from bot.watch.streams import ObjectStream
 
@@ -87,6 +87,7 @@ class Watcher:
         self._targets: list[Target] = []
         self._lock = threading.Lock()
         self._absent: dict[tuple[str, str, str], float] = {}  # open incidents' trouble not seen since
+        self._first_seen: dict[tuple[str, str, str], float] = {}  # new trouble waiting for `group_wait`
 
     # --- life -----------------------------------------------------------------------------------------
 
@@ -172,49 +173,147 @@ class Watcher:
             return 0
         book = self.book
         store = book.store
+        rules = self.catalog.watch
         subscriptions = book.subscriptions()
         open_incidents: dict[tuple[str, str], list[Incident]] = {}
         for incident in book.incidents():
             open_incidents.setdefault((incident.service, incident.env), []).append(incident)
-        written = 0
         now = self.clock()
+        gone = groups.clusters_gone(self.streams, rules.cluster_gone, now)
+        written = self._judge_clusters(book, watched, subscriptions, open_incidents=open_incidents, gone=gone,
+                                       now=now)
+        affected: dict[tuple[str, str], dict[str, detect.Finding]] = {}  # (env, kind) -> service -> finding
+        pending: dict[tuple[str, str], list[tuple[Target, detect.Finding, list[str]]]] = {}
         for target in watched:
-            pods_stream = self.streams.get((target.cluster, target.namespace, "pods"))
-            deployments_stream = self.streams.get((target.cluster, target.namespace, "deployments"))
-            if pods_stream is None or deployments_stream is None:
+            if target.cluster in gone:
+                continue  # its cache is stale: nothing opens or resolves until it answers
+            found = self._findings(target, now)
+            if found is None:
                 continue
-            if not (pods_stream.synced.is_set() and deployments_stream.synced.is_set()):
-                continue
-            hpas_stream = self.streams.get((target.cluster, target.namespace, "horizontalpodautoscalers"))
-            hpas = hpas_stream.snapshot() if hpas_stream is not None and hpas_stream.synced.is_set() else []
-            deployment = deployments_stream.get(target.deployment)
-            pods = _pods_of(deployment, pods_stream.snapshot()) if deployment is not None else []
-            found = {finding.kind: finding for finding in
-                     detect.findings(deployment, pods, target.container, self.catalog.watch, now, hpas)}
             current = {incident.kind: incident for incident in open_incidents.get((target.service, target.env), [])}
-            for kind, incident in current.items():
-                key = (target.service, target.env, kind)
-                if kind in found:
-                    self._absent.pop(key, None)
-                    continue
-                # Gone for `resolve_after` before it counts as resolved: a crash loop's pod runs for a while
-                # between two crashes, and a rollout passes through states that look fine for a moment.
-                gone_since = self._absent.setdefault(key, now)
-                if now - gone_since >= self.catalog.watch.resolve_after:
-                    self._absent.pop(key, None)
-                    took = duration_words(now - incident.opened_at)
-                    if book.resolve_incident(incident.id, f"resolved after {took}", now=now):
-                        written += 1
-                        log.info("watch.resolved", service=target.service, env=target.env, kind=kind,
-                                 incident=incident.id)
+            written += self._resolve_absent(book, target.service, target.env, current, present=set(found),
+                                            now=now)
             if not found:
                 continue
             quiet = self._deploy_quiet(store, target, now)
             channels = channels_for(subscriptions, target.service, target.env)
             for kind, finding in found.items():
-                written += self._record(book, target, finding, current.get(kind), channels=channels,
-                                        quiet=quiet, now=now)
+                if not quiet:
+                    affected.setdefault((target.env, kind), {})[target.service] = finding
+                if kind in current:
+                    written += self._record(book, target, finding, current[kind], channels=channels, quiet=quiet,
+                                            now=now)
+                elif not quiet and channels:
+                    pending.setdefault((target.env, kind), []).append((target, finding, channels))
+        written += self._open_pending(book, pending, affected, open_incidents, now)
+        for env in {target.env for target in watched if target.cluster not in gone}:
+            storms = {incident.kind: incident for incident in open_incidents.get((ALL, env), [])
+                      if incident.kind != detect.CLUSTER_GONE}  # a cluster may share an environment's name
+            present = {kind for (where, kind) in affected if where == env}
+            written += self._resolve_absent(book, ALL, env, storms, present=present, now=now)
         self.last_pass = now
+        return written
+
+    def _findings(self, target: Target, now: float) -> dict[str, detect.Finding] | None:
+        """What is wrong with the target now; None until its streams have listed."""
+        pods_stream = self.streams.get((target.cluster, target.namespace, "pods"))
+        deployments_stream = self.streams.get((target.cluster, target.namespace, "deployments"))
+        if pods_stream is None or deployments_stream is None:
+            return None
+        if not (pods_stream.synced.is_set() and deployments_stream.synced.is_set()):
+            return None
+        hpas_stream = self.streams.get((target.cluster, target.namespace, "horizontalpodautoscalers"))
+        hpas = hpas_stream.snapshot() if hpas_stream is not None and hpas_stream.synced.is_set() else []
+        deployment = deployments_stream.get(target.deployment)
+        pods = _pods_of(deployment, pods_stream.snapshot()) if deployment is not None else []
+        return {finding.kind: finding for finding in
+                detect.findings(deployment, pods, target.container, self.catalog.watch, now, hpas)}
+
+    def _resolve_absent(self, book: Book, service: str, env: str, current: dict[str, Incident], *,
+                        present: set[str], now: float) -> int:
+        """Resolve the open incidents whose trouble has been gone for `resolve_after`: a crash loop's pod runs
+        for a while between two crashes, and a rollout passes through states that look fine for a moment."""
+        written = 0
+        for kind, incident in current.items():
+            key = (service, env, kind)
+            if kind in present:
+                self._absent.pop(key, None)
+                continue
+            gone_since = self._absent.setdefault(key, now)
+            if now - gone_since < self.catalog.watch.resolve_after:
+                continue
+            self._absent.pop(key, None)
+            if book.resolve_incident(incident.id, f"resolved after {duration_words(now - incident.opened_at)}",
+                                     now=now):
+                written += 1
+                log.info("watch.resolved", service=service, env=env, kind=kind, incident=incident.id)
+        return written
+
+    def _judge_clusters(self, book: Book, watched: list[Target], subscriptions: list[Subscription], *,
+                        open_incidents: dict[tuple[str, str], list[Incident]], gone: dict[str, groups.Gone],
+                        now: float) -> int:
+        written = 0
+        for cluster in sorted({target.cluster for target in watched}):
+            on_it = [target for target in watched if target.cluster == cluster]
+            current = {incident.kind: incident for incident in open_incidents.get((ALL, cluster), [])
+                       if incident.kind == detect.CLUSTER_GONE}
+            if cluster not in gone:
+                written += self._resolve_absent(book, ALL, cluster, current, present=set(), now=now)
+                continue
+            self._absent.pop((ALL, cluster, detect.CLUSTER_GONE), None)
+            envs = sorted({target.env for target in on_it})
+            finding = groups.cluster_finding(gone[cluster], envs, now)
+            channels = sorted({channel for target in on_it
+                               for channel in channels_for(subscriptions, target.service, target.env)})
+            incident = current.get(detect.CLUSTER_GONE)
+            if incident is None and channels:
+                opened = book.open_incident(ALL, cluster, detect.CLUSTER_GONE, facts=finding.facts(),
+                                            fingerprint=finding.fingerprint, channels=channels,
+                                            reopen_window=self.catalog.watch.reopen_window, now=now)
+                if opened is not None:
+                    written += 1
+                    log.warning("watch.cluster_gone", cluster=cluster, incident=opened.id)
+        return written
+
+    def _open_pending(self, book: Book, pending: dict[tuple[str, str], list[tuple[Target, detect.Finding, list[str]]]],
+                      affected: dict[tuple[str, str], dict[str, detect.Finding]],
+                      open_incidents: dict[tuple[str, str], list[Incident]], now: float) -> int:
+        """Open what is new: one incident per service, or one for the storm when `watch.storm` services or more
+        of one environment show the same kind."""
+        written = 0
+        waiting = {(target.service, env, kind) for (env, kind), group in pending.items() for target, _, _ in group}
+        self._first_seen = {key: at for key, at in self._first_seen.items() if key in waiting}
+        for key in waiting:
+            self._first_seen.setdefault(key, now)
+        for (env, kind), group in pending.items():
+            # Trouble seen for the first time waits `group_wait`, so what breaks together is announced together.
+            due = [item for item in group
+                   if now - self._first_seen[(item[0].service, env, kind)] >= self.catalog.watch.group_wait]
+            if not due:
+                continue
+            group = due if len(affected.get((env, kind), {})) < self.catalog.watch.storm else group
+            storm = next((incident for incident in open_incidents.get((ALL, env), []) if incident.kind == kind
+                          and kind != detect.CLUSTER_GONE), None)
+            members = affected.get((env, kind), {})
+            if storm is None and len(members) < self.catalog.watch.storm:
+                for target, finding, channels in group:
+                    written += self._record(book, target, finding, None, channels=channels, quiet=False, now=now)
+                continue
+            finding = groups.storm_finding(env, kind, members)
+            if storm is not None:
+                facts = {**finding.facts(), "log_lines": list(storm.facts.get("log_lines") or [])}
+                line = f"now: {finding.summary}" if finding.fingerprint != storm.fingerprint and \
+                    not storm.silenced(now) else ""
+                if storm.facts.get("summary") != finding.summary and book.update_incident(
+                        storm.id, facts, finding.fingerprint, line, now=now):
+                    written += 1
+                continue
+            channels = sorted({channel for _, _, channels in group for channel in channels})
+            opened = book.open_incident(ALL, env, kind, facts=finding.facts(), fingerprint=finding.fingerprint,
+                                        channels=channels, reopen_window=self.catalog.watch.reopen_window, now=now)
+            if opened is not None:
+                written += 1
+                log.warning("watch.storm", env=env, kind=kind, services=sorted(members), incident=opened.id)
         return written
 
     def _record(self, book: Book, target: Target, finding: detect.Finding, incident: Incident | None, *,

@@ -133,10 +133,11 @@ class WatchWorld:
         return [message for message in self.slack.messages(channel, thread_ts=ts) if message.get("ts") != ts]
 
 
-def watch_catalog(stack: SandboxStack) -> dict[str, Any]:
+def watch_catalog(stack: SandboxStack, **watch: Any) -> dict[str, Any]:
     catalog = stack.catalog()
     catalog["settings"]["rate_limit"] = {"per_user": "600/min"}
-    catalog["watch"] = {"update_every": "1s", "after_deploy": "2s", "resolve_after": "1s"}
+    catalog["watch"] = {"update_every": "1s", "after_deploy": "2s", "resolve_after": "1s", "group_wait": "0.2s",
+                        **watch}
     catalog["pipelines"]["rollout"] = {
         "targets": {"deploy": {"on_failure": "rollback", "steps": [
             {"set_image": {"image": "{image}:{version}"}}, {"wait_rollout": {"timeout": "20s"}},
@@ -148,7 +149,7 @@ def watch_catalog(stack: SandboxStack) -> dict[str, Any]:
     return catalog
 
 
-def start_world(directory: Path, *, time_scale: float = 0.02) -> Iterator[WatchWorld]:
+def start_world(directory: Path, *, time_scale: float = 0.02, **watch: Any) -> Iterator[WatchWorld]:
     stack = SandboxStack.everything()
     stack.start(directory / "sandbox", time_scale=time_scale)
     slack = stack.slack
@@ -157,7 +158,7 @@ def start_world(directory: Path, *, time_scale: float = 0.02) -> Iterator[WatchW
     os.environ["KUBECONFIG"] = str(directory / "sandbox" / "kubeconfig")
     os.environ["SVCBOT_DB"] = str(directory / "svcbot.db")
     catalog_path = directory / "catalog.yaml"
-    catalog_path.write_text(yaml.safe_dump(watch_catalog(stack), sort_keys=False), encoding="utf-8")
+    catalog_path.write_text(yaml.safe_dump(watch_catalog(stack, **watch), sort_keys=False), encoding="utf-8")
     runtime = build_runtime(catalog_path)
     runtime.deploys.run_settings = RUN_SETTINGS
     runtime.deploys.store()  # opened now, at this world's SVCBOT_DB (tests change the environment per test)
