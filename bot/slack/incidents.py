@@ -37,7 +37,7 @@ from bot.render.watch_view import (
 )
 from bot.replies.base import Message, Reply, error_message
 from bot.replies.watch import incident_reply
-from bot.slack.webapi import Destination, SlackPoster
+from bot.slack.webapi import Destination, NotAMember, SlackPoster
 from bot.watch.book import ALL, UNTIL_RESOLVED, Book, Incident, Line, Post
 from bot.watch.logs import error_lines
 from bot.watch.watcher import Watcher
@@ -101,6 +101,10 @@ class IncidentSender:
             except BotError as exc:
                 log.warning("incidents.post_failed", incident=incident.id, channel=post.channel, reason=exc.message)
                 owed += 1
+            except NotAMember as exc:
+                # Removed from the channel (or it was archived): this message is given up, not retried for ever.
+                log.warning("incidents.channel_lost", incident=incident.id, channel=post.channel, reason=str(exc))
+                book.abandon(incident.id, post.channel)
         return owed
 
     def _deliver(self, book: Book, post: Post, incident: Incident, lines: list[Line], now: float) -> bool:

@@ -306,3 +306,6 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
 
 class _NotAMember(Exception):
     """The bot cannot post in that channel (not invited, archived, or no such channel)."""
+
+
+NotAMember = _NotAMember  # what callers outside this module catch (bot/slack/incidents.py)

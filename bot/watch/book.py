@@ -27,6 +27,7 @@ ALL = "*"  # a subscription's service or env meaning "every one"
 OPEN = "open"
 RESOLVED = "resolved"
 UNTIL_RESOLVED = 1e15  # silenced_until for "until resolved"
+GIVEN_UP = 2**31 - 1  # shown_version and last_line of a post Slack will not take (fits INTEGER on both engines)
 TERMINAL = "terminal:"  # a terminal session's "channel" (terminal:<user>): the shell prints, Slack never posts
 
 
@@ -261,6 +262,13 @@ class Book:
         with self.database.transaction() as tx:
             tx.execute(f"UPDATE incident_posts SET {', '.join(sets)} "  # noqa: S608 - fixed column names
                        "WHERE incident_id = ? AND channel = ?", (*params, incident_id, channel))
+
+    def abandon(self, incident_id: str, channel: str) -> None:
+        """Slack will not take this post (the bot left the channel): nothing more is owed to it."""
+        with self.database.transaction() as tx:
+            tx.execute("UPDATE incident_posts SET ts = CASE WHEN ts = '' THEN '-' ELSE ts END, shown_version = ?, "
+                       "last_line = ? WHERE incident_id = ? AND channel = ?",
+                       (GIVEN_UP, GIVEN_UP, incident_id, channel))
 
     def posts(self, incident_id: str) -> list[Post]:
         with self.database.transaction(write=False) as tx:

@@ -129,3 +129,15 @@ def test_db_copy_carries_the_watch_tables(tmp_path: Path) -> None:
     finally:
         source.close()
         target.close()
+
+
+def test_abandoned_post_is_owed_nothing(store: Store) -> None:
+    """A post Slack will not take (the bot left the channel) is given up: no longer owed, even after changes."""
+    book = Book(store)
+    incident = book.open_incident("payment", "prod", "crash-loop", facts=FACTS, fingerprint="p-1", channels=["C1"],
+                                  reopen_window=60.0, now=1000.0)
+    assert incident is not None
+    book.abandon(incident.id, "C1")
+    assert book.owed() == []
+    book.update_incident(incident.id, {**FACTS, "summary": "2 pods"}, "p-1;p-2", "now: 2 pods", now=1010.0)
+    assert book.owed() == []
