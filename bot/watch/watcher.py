@@ -35,6 +35,7 @@ log = structlog.get_logger("svcbot.watch")
 
 JSON = dict[str, Any]
 INTERVAL = 1.0
+BURST = 0.1  # seconds a pass waits after the first change of a burst
 RESOURCES = ("pods", "deployments", "horizontalpodautoscalers")
 ErrorLines = Callable[[str, str, Sequence[str]], tuple[str, ...]]
 
@@ -151,7 +152,9 @@ class Watcher:
 
     def _evaluate_loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
+            if self._wake.wait(self.interval):
+                # Changes come in bursts (a rollout writes many pods at once): one pass for the burst.
+                self._stop.wait(BURST)
             self._wake.clear()
             if self._stop.is_set():
                 return
