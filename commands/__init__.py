@@ -15,6 +15,9 @@ from commands import reject as reject_command
 from commands import rollback as rollback_command
 from commands import status as status_command
 from commands import trace as trace_command
+from commands import unwatch as unwatch_command
+from commands import watch as watch_command
+from commands import watches as watches_command
 
 ALL: tuple[Command, ...] = (
     help_command.COMMAND,
@@ -23,6 +26,7 @@ ALL: tuple[Command, ...] = (
     diff_command.COMMAND,
     deploy_command.COMMAND, rollback_command.COMMAND, history_command.COMMAND, cancel_command.COMMAND,
     approve_command.COMMAND, reject_command.COMMAND,
+    watch_command.COMMAND, unwatch_command.COMMAND, watches_command.COMMAND,
     # one line per verb, in help order
 )
 

@@ -199,6 +199,7 @@ class SandboxStack:
                 "groups": {"oncall": ["U0ALICE", "U0BOB"], "release-managers": ["U0CAROL", "U0BOB"]},
                 "rules": [
                     {"verbs": ["status", "probe", "logs", "trace", "diff", "history"], "envs": ["*"], "who": ["*"]},
+                    {"verbs": ["watch", "unwatch", "watches"], "envs": ["*"], "who": ["*"]},
                     {"verbs": ["deploy", "rollback"], "envs": ["dev", "staging"], "who": ["oncall"]},
                     {"verbs": ["deploy", "rollback"], "envs": ["prod"], "who": ["oncall"],
                      "approval": {"approvers": ["release-managers"], "quorum": 1, "self_approval": False,

@@ -45,7 +45,8 @@ DEFAULT_SECRET_KEY_PATTERNS = (
 )
 # The catalog's verb list: the verbs access rules may name (a new verb adds its name here). approve, reject
 # and cancel are governed by the request itself, help by nobody.
-RuleVerb = Literal["status", "probe", "logs", "trace", "diff", "deploy", "rollback", "history"]
+RuleVerb = Literal["status", "probe", "logs", "trace", "diff", "deploy", "rollback", "history",
+                   "watch", "unwatch", "watches"]
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 VarName = Annotated[str, StringConstraints(pattern=VAR_PATTERN)]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -104,6 +105,8 @@ CommandDeadline = Annotated[float, BeforeValidator(_duration_at_most(MAX_COMMAND
 LokiTimeout = Annotated[float, BeforeValidator(_duration_at_most(MAX_LOKI_TIMEOUT))]
 ApprovalExpiry = Annotated[float, BeforeValidator(_duration_at_most(MAX_APPROVAL_EXPIRES))]
 StepDuration = Annotated[float, BeforeValidator(_duration_at_most(MAX_STEP_TIMEOUT))]
+MAX_WATCH_DURATION = 86400.0  # every watch: threshold: 24h
+WatchDuration = Annotated[float, BeforeValidator(_duration_at_most(MAX_WATCH_DURATION))]
 
 
 def _stringify(value: object) -> object:
@@ -196,6 +199,27 @@ class Service(_Model):
     health: Health = Health()
     config: ConfigSource | None = None
     pipeline: Name | None = None
+
+
+class Watch(_Model):
+    """`watch:` what counts as an incident for /svc watch (bot/watch/), and how its messages behave.
+
+    Defaults are what a team without opinions gets: a crash loop once a container restarted 3 times, readiness
+    failing for 2 minutes, fewer available replicas than needed for 2 minutes, an HPA at its maximum for 10
+    minutes; an incident resolves once its trouble has been gone for a minute, and one that comes back within
+    15 minutes re-opens in its thread; a message is updated at most every 5 seconds."""
+
+    crash_loop_restarts: Annotated[int, Field(ge=1, le=1000)] = 3
+    readiness_failing: WatchDuration = 120.0
+    replicas_below: WatchDuration = 120.0
+    hpa_at_max: WatchDuration = 600.0
+    reopen_window: WatchDuration = 900.0
+    resolve_after: WatchDuration = 60.0  # how long trouble must be gone before its incident is resolved
+    update_every: WatchDuration = 5.0
+    after_deploy: WatchDuration = 30.0  # how long trouble must outlive a svcbot deploy run before it is an incident
+    storm: Annotated[int, Field(ge=2, le=1000)] = 3  # services with one kind of trouble in one env: one incident
+    group_wait: Annotated[float, BeforeValidator(_duration_at_most(MAX_WATCH_DURATION))] = 2.0  # gather a storm
+    cluster_gone: WatchDuration = 60.0  # a cluster none of whose streams answers this long: one incident
 
 
 class Approval(_Model):
@@ -334,6 +358,7 @@ class Catalog(_Model):
     services: dict[Name, Service]
     access: Access = Access()
     pipelines: dict[Name, Pipeline] = {}
+    watch: Watch = Watch()
 
     # The file this catalog came from (for relative config dirs); not a YAML key.
     source: Path | None = Field(default=None, exclude=True)

@@ -101,6 +101,8 @@ class Invocation:
     commands: Mapping[str, Command] = field(default_factory=dict)  # the registry, for help
     approval: Approval | None = None  # set when the strictest matching access rule requires approval
     policy: Policy | None = None  # the dispatcher's policy (it resolves Slack user groups)
+    # Whether the bot is a member of a channel (None: the frontend cannot tell); set where Slack is the frontend.
+    channel_member: Callable[[str], bool | None] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline; raises DeadlineExceeded when none are."""

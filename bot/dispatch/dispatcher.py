@@ -131,6 +131,9 @@ class Dispatcher:
         self.deploys = deploys or Deploys(catalog, backends)
         self.commands = dict(commands)
         self.policy = policy or Policy(catalog)
+        # Whether the bot may post in a channel (Slack: conversations.info's is_member); None: cannot tell.
+        # Set by the Slack frontend; /svc watch refuses a channel it would not be able to post in.
+        self.channel_member: Callable[[str], bool | None] | None = None
         limit, window = catalog.settings.rate_limit.per_user_window
         self.rate_limiter = RateLimiter(limit, window)
         # One parser per verb, built once: building one costs more than parsing (argparse looks up gettext
@@ -223,7 +226,7 @@ class Dispatcher:
                     catalog=self.catalog, backends=self.backends, deploys=self.deploys, user=user,
                     request_id=request_id, deadline=deadline, source=source, channel=channel, progress=progress,
                     follow=follow, os_user=os_user, commands=self.commands, approval=decision.approval,
-                    policy=self.policy,
+                    policy=self.policy, channel_member=self.channel_member,
                 )
                 # Backend text inside the answer (a cluster's error in one environment, a pod's answer) is
                 # cleaned like an error the command answers with (bot/replies/untrusted.py).

@@ -11,4 +11,5 @@ from bot.render import (  # noqa: F401 - imported for their @view registrations
     probe_view,
     status_view,
     views,
+    watch_view,
 )

@@ -26,11 +26,13 @@ from bot.dispatch.dispatcher import new_request_id
 from bot.render import slack as slack_render
 from bot.render.slack import SlackMessage
 from bot.render.views import to_document
+from bot.render.watch_view import INCIDENT_ACTIONS
 from bot.replies.approvals import ApprovalMessageReply
 from bot.replies.base import Message, Outcome, Reply, error_message
 from bot.replies.deploy import DeployPendingReply
 from bot.runtime import Runtime
 from bot.slack.approval_message import ApprovalMessages
+from bot.slack.incidents import IncidentButtons
 from bot.slack.progress import SlackRunReporter
 from bot.slack.webapi import Destination, SlackPoster
 
@@ -64,6 +66,9 @@ class SvcBot:
         self.app.command("/svc")(self.on_svc)
         for action_id in ACTIONS:
             self.app.action(action_id)(self.on_button)
+        self.incident_buttons = IncidentButtons(self)  # /svc watch's incident messages (bot/slack/incidents.py)
+        for action_id in INCIDENT_ACTIONS:
+            self.app.action(action_id)(self.incident_buttons.on_click)
         self.app.error(self.on_error)
         self.reporter = SlackRunReporter(self.poster, runtime.deploys.store)
         self.approval_messages = ApprovalMessages(runtime.deploys, self.poster)

@@ -38,6 +38,7 @@ from bot.deploys.background import BackgroundWork
 from bot.deploys.engine import RunSettings
 from bot.runtime import Runtime, build_runtime
 from bot.slack.app import SvcBot
+from bot.slack.incidents import Watching, start_watching
 from bot.slack.webapi import SlackPoster, api_url, make_web_client
 
 log = structlog.get_logger("svcbot.app")
@@ -301,6 +302,7 @@ class Running:
     events_server: HttpServer | None = None
     socket_handler: SocketModeHandler | None = None
     background: BackgroundWork | None = None
+    watching: Watching | None = None  # /svc watch: streams and incident messages, on the leader
 
     def stop(self, grace: float = 10.0) -> None:
         """Graceful shutdown: not ready first (so no new traffic is routed here), no new commands, running
@@ -318,6 +320,8 @@ class Running:
             # After the commands, within what is left of the grace: a tick stuck on a stalled cluster held
             # the whole shutdown for its own 5 s join before the commands' grace even began.
             self.background.stop(timeout=min(5.0, max(0.5, left)))
+        if self.watching is not None:
+            self.watching.stop(timeout=2.0)
         left = max(0.0, grace - (time.monotonic() - started))
         self.bot.runtime.deploys.close_store(left, interrupt=True)
         self.bot.reporter.stop(grace=5.0)  # after the runs, so their last lines are posted
@@ -386,6 +390,7 @@ def start(catalog: Path | str, *, host: str = "127.0.0.1", port: int = 3000, hea
     bot.reporter.orphans_after = lambda: settings.stale_after if settings is not None else 30.0
     bot.reporter.leading = lambda: work.leading
     work.start()
+    running.watching = start_watching(bot, lambda: work.leading)
     metrics.SLACK_CONNECTED.set_function(lambda: 1.0 if health.slack_up() else 0.0)
     log.info("svcbot.started", mode="socket" if app_token else "http",
              port=running.events_server.port if running.events_server else None,

@@ -234,6 +234,26 @@ class SlackPoster:
             if to.response_url:
                 self._respond_text(to.response_url, INVITE_HINT)
 
+    # --- channels (/svc watch posts only where the bot is a member) ------------------------------------
+
+    def channel_member(self, channel: str) -> bool | None:
+        """Whether the bot is a member of `channel` (conversations.info's is_member; a DM counts as one).
+        False for a channel Slack does not show the bot (private, archived, unknown); None when Slack
+        cannot say now."""
+        try:
+            response = self._call("conversations_info", channel=channel)
+        except _NotAMember:
+            return False
+        except BackendUnavailable as exc:
+            log.warning("slack.membership_unknown", channel=channel, reason=exc.message)
+            return None
+        info = response.get("channel") or {}
+        if info.get("is_im"):
+            return True
+        if info.get("is_archived"):
+            return False
+        return bool(info.get("is_member"))
+
     # --- user groups (approvers may be Slack user groups) ---------------------------------------------
 
     def usergroup_members(self, group_id: str) -> frozenset[str]:
@@ -290,3 +310,6 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
 
 class _NotAMember(Exception):
     """The bot cannot post in that channel (not invited, archived, or no such channel)."""
+
+
+NotAMember = _NotAMember  # what callers outside this module catch (bot/slack/incidents.py)

@@ -21,7 +21,8 @@ from bot.deploys.store import SCHEMA_VERSION, TABLES, Database, Transaction, mig
 BATCH = 200  # rows per INSERT statement when copying
 # The order rows are read in, so a copy keeps ids and sequence numbers in the same order.
 _ORDER = {"requests": "created_at, id", "runs": "request_id", "steps": "request_id, seq",
-          "votes": "request_id, approver", "audit": "id", "outbox": "id"}
+          "votes": "request_id, approver", "audit": "id", "outbox": "id", "watches": "channel, service, env",
+          "incidents": "opened_at, id", "incident_posts": "incident_id, channel", "incident_lines": "id"}
 
 
 def add_parser(sub: Any) -> None:
@@ -102,7 +103,7 @@ def copy_database(source: Database, target: Database) -> dict[str, int]:
             _insert(tx, table, rows[table])
         if target.dialect == "postgresql":
             # Audit and outbox ids were copied as they were: move their identities on past them.
-            for table in ("audit", "outbox"):
+            for table in ("audit", "outbox", "incident_lines"):
                 tx.query(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - fixed names
                          f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false) AS next")
     with target.transaction(write=False) as tx:

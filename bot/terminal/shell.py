@@ -37,6 +37,7 @@ from bot.dispatch.dispatcher import Dispatcher
 from bot.render import text as text_render
 from bot.render.views import to_document  # importing bot.render registers every view
 from bot.replies.base import Reply
+from bot.terminal.watching import TerminalWatch
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 PROMPT = "svc> "
@@ -243,6 +244,8 @@ class Shell:
         self.out = out
         self.read = read
         self.banner = banner
+        # `watch` in the terminal: incidents printed between prompts (bot/terminal/watching.py).
+        self.incidents = TerminalWatch(dispatcher, os_user(), out, prompt=PROMPT)
 
     def handle(self, line: str) -> bool:
         """Handle one line; False when the session should end."""
@@ -267,6 +270,8 @@ class Shell:
             return True
         if not self._watch(line):
             return True
+        if word in {"watch", "unwatch"}:
+            self.incidents.sync()
         if word == "help" and not rest.strip():
             self.out.write(SHELL_HELP)
         return True
@@ -329,6 +334,7 @@ class Shell:
         if self.banner:
             self.out.write(self.banner)
         self.out.write(f"svcbot shell: acting as {self.user}. Type help, `as USER`, whoami, or exit.\n")
+        self.incidents.sync()  # this terminal's subscriptions outlive a session
         try:
             while True:
                 try:
@@ -344,6 +350,7 @@ class Shell:
                 if not self.handle(line) and self.may_leave():
                     break
         finally:
+            self.incidents.stop()
             history()
 
 

@@ -6,8 +6,8 @@
         slack.wait_for("chat.postMessage")
 
 Web API methods answered (``SUPPORTED_METHODS``): api.test, auth.test, chat.postMessage, chat.update,
-chat.delete, chat.postEphemeral, usergroups.users.list, files.getUploadURLExternal (plus the upload URL it
-returns), files.completeUploadExternal, apps.connections.open. Any other method answers
+chat.delete, chat.postEphemeral, conversations.info, usergroups.users.list, files.getUploadURLExternal
+(plus the upload URL it returns), files.completeUploadExternal, apps.connections.open. Any other method answers
 ``unknown_method``. Tokens: ``bot_token`` for everything except apps.connections.open, which wants
 ``app_token``; a wrong token answers ``invalid_auth``, the wrong kind ``not_allowed_token_type``.
 

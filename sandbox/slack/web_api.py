@@ -1,7 +1,7 @@
 """The Web API methods the Slack sandbox answers (``SUPPORTED_METHODS``), in Slack's shapes: api.test,
-auth.test, chat.postMessage/update/delete/postEphemeral, usergroups.users.list, the files.* upload flow
-(files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal, and downloads of
-the stored bytes) and apps.connections.open.
+auth.test, chat.postMessage/update/delete/postEphemeral, conversations.info, usergroups.users.list, the
+files.* upload flow (files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal,
+and downloads of the stored bytes) and apps.connections.open.
 
 Each method takes the parsed arguments and returns the ``ok`` answer or raises ApiError, which the HTTP
 front turns into ``{"ok": false, "error": ...}``. Tokens are checked here: ``bot_token`` for everything
@@ -175,6 +175,35 @@ class WebApi:
         )
         return {"ok": True, "message_ts": ts}
 
+    # -- conversations.* ---------------------------------------------------------------------------
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Slack's conversations.info: the channel object with ``is_member`` for the calling bot. Public
+        channels (C...) the bot is not in are still shown (is_member false); a private channel (G...) the bot is
+        not in, or an unknown id, answers channel_not_found; a DM (D..., or a user id) is an IM."""
+        channel = args.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise ApiError("channel_not_found")
+        members = self.ws.channels
+        if channel in self.ws.missing_channels or channel.startswith(self.ws.not_found_prefixes):
+            raise ApiError("channel_not_found")
+        if channel[0] in "DUW":
+            dm = "D" + channel[1:] if channel[0] != "D" else channel
+            return {"ok": True, "channel": {"id": dm, "created": 0, "is_im": True, "is_channel": False,
+                                            "is_group": False, "is_private": True, "is_archived": False,
+                                            "is_member": True, "user": channel}}
+        if channel not in members and channel[0] != "C":
+            raise ApiError("channel_not_found")
+        name = members.get(channel, self.ws.channel_name(channel))
+        return {"ok": True, "channel": {
+            "id": channel, "name": name, "name_normalized": name, "created": 0, "creator": "",
+            "is_channel": True, "is_group": False, "is_im": False, "is_mpim": False, "is_private": False,
+            "is_archived": False, "is_general": False, "is_shared": False, "is_ext_shared": False,
+            "is_org_shared": False, "is_member": channel in members,
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+        }}
+
     # -- usergroups.* ------------------------------------------------------------------------------
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -293,6 +322,7 @@ _METHODS: dict[str, Callable[[WebApi, dict[str, Any]], dict[str, Any]]] = {
     "chat.delete": WebApi._chat_delete,
     "chat.postEphemeral": WebApi._chat_post_ephemeral,
     "usergroups.users.list": WebApi._usergroups_users_list,
+    "conversations.info": WebApi._conversations_info,
     "files.getUploadURLExternal": WebApi._files_get_upload_url_external,
     "files.completeUploadExternal": WebApi._files_complete_upload_external,
     "apps.connections.open": WebApi._apps_connections_open,

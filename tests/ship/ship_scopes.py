@@ -25,6 +25,8 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "chat.delete": frozenset({"chat:write"}),
     "chat.postEphemeral": frozenset({"chat:write"}),
     "usergroups.users.list": frozenset({"usergroups:read"}),
+    # /svc watch checks membership; channels:read for public channels, groups:read for private ones.
+    "conversations.info": frozenset({"channels:read", "groups:read"}),
     "usergroups.list": frozenset({"usergroups:read"}),
     "files.getUploadURLExternal": frozenset({"files:write"}),
     "files.completeUploadExternal": frozenset({"files:write"}),

@@ -267,6 +267,23 @@ def cancel_a_running_deploy(runtime: Any, user: str, stack: Any) -> None:
         stack.kube.time_scale = scale
 
 
+def watch_a_while(runtime: Any) -> None:
+    """/svc watch's streams (bot/watch/): a channel watches payment in staging; the watcher lists and watches
+    each kind it streams in that namespace, answered by the API server, then stops."""
+    from bot.watch.book import Book  # noqa: PLC0415
+    from bot.watch.watcher import Watcher  # noqa: PLC0415
+
+    Book(runtime.deploys.store()).subscribe("C0RBAC", "payment", "staging", "U0RBAC")
+    watcher = Watcher(runtime.catalog, runtime.deploys.store, runtime.backends.kube, interval=0.1).start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+                watcher.streams and all(stream.watches for stream in list(watcher.streams.values()))):
+            time.sleep(0.02)
+    finally:
+        watcher.stop()
+
+
 @pytest.fixture(name="served_run", scope="module")
 def _served_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[ApiCall]]:
     if importlib.util.find_spec("sandbox.stack") is None:
@@ -299,6 +316,9 @@ def _served_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[ApiCal
                         wait_quiet(sets)
                 if "cancel" in known:
                     cancel_a_running_deploy(runtime, actor(runtime.catalog, "deploy", "dev") or "U0NOBODY", stack)
+                    wait_quiet(sets)
+                if "watch" in known:
+                    watch_a_while(runtime)
                     wait_quiet(sets)
             finally:
                 runtime.close()

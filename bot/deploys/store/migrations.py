@@ -105,11 +105,59 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX outbox_unsent ON outbox (sent_at, request_id, id)",
     ),
+    # 4: /svc watch (bot/watch/): channels' subscriptions, incidents (one open per service, environment and
+    # kind: the partial unique index), each incident's message per channel and what it still owes Slack
+    # (incident_posts: posted? shown version? thread lines sent?), and the lines of its thread
+    (
+        """CREATE TABLE watches (
+            channel TEXT NOT NULL,
+            service TEXT NOT NULL,
+            env TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, service, env)
+        )""",
+        """CREATE TABLE incidents (
+            id TEXT PRIMARY KEY,
+            service TEXT NOT NULL,
+            env TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            facts TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            opened_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            resolved_at DOUBLE PRECISION,
+            silenced_until DOUBLE PRECISION,
+            silenced_by TEXT NOT NULL,
+            reopened INTEGER NOT NULL,
+            version INTEGER NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX incidents_open ON incidents (service, env, kind) WHERE state = 'open'",
+        "CREATE INDEX incidents_by_key ON incidents (service, env, kind, opened_at)",
+        """CREATE TABLE incident_posts (
+            incident_id TEXT NOT NULL REFERENCES incidents (id),
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            shown_version INTEGER NOT NULL,
+            last_line INTEGER NOT NULL,
+            shown_at DOUBLE PRECISION,
+            PRIMARY KEY (incident_id, channel)
+        )""",
+        """CREATE TABLE incident_lines (
+            id {autoid},
+            incident_id TEXT NOT NULL REFERENCES incidents (id),
+            text TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX incident_lines_by_incident ON incident_lines (incident_id, id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK = "svcbot.store.migrate"
 # Tables in the order a copy fills them (each row's foreign keys point at rows copied before it).
-TABLES = ("requests", "runs", "steps", "votes", "audit", "outbox")
+TABLES = ("requests", "runs", "steps", "votes", "audit", "outbox", "watches", "incidents", "incident_posts",
+          "incident_lines")
 
 
 def schema_version(database: Database) -> int:
