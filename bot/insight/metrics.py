@@ -292,3 +292,33 @@ def restarts(pods: Iterable[JSON]) -> int:
             count = item.get("restartCount") if isinstance(item, dict) else None
             total += count if isinstance(count, int) else 0
     return total
+
+
+# --- status: one query per environment -------------------------------------------------------------------
+
+STATUS_WINDOW = 300.0  # the last 5 minutes: what "now" means for status' numbers
+
+
+def traffic_call(catalog: Catalog, prometheus: Callable[[str], tuple[PrometheusClient, str | None]], env: str,
+                 services: Sequence[str], deadline: float) -> tuple[str, Callable[[], dict[str, Numbers]]] | None:
+    """(lane, call) answering every `services`' numbers in `env` with one query (one per distinct set of metric
+    names, when services name theirs differently); None when no Prometheus holds the environment's cluster."""
+    environment = catalog.environment(env)
+    if catalog.prometheus_for(environment.cluster) is None:
+        return None
+    client, cluster_value = prometheus(environment.cluster)
+    one = services[0] if len(services) == 1 else None
+    scope = scope_of(catalog, env, one, cluster_value)
+    by_names: dict[promql.MetricNames, list[str]] = {}
+    for name in services:
+        by_names.setdefault(names_of(catalog.service(name).metrics), []).append(name)
+
+    def call() -> dict[str, Numbers]:
+        out: dict[str, Numbers] = {}
+        for names, members in by_names.items():
+            samples = client.query(promql.status_rates(scope, STATUS_WINDOW, names), deadline=deadline)
+            found = status_numbers(samples, scope.service_label, names.code_label)
+            out.update({name: found[name] for name in members if name in found})
+        return out
+
+    return client.lane, call
