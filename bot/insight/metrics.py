@@ -322,3 +322,26 @@ def traffic_call(catalog: Catalog, prometheus: Callable[[str], tuple[PrometheusC
         return out
 
     return client.lane, call
+
+
+def traffic_text(numbers: Numbers) -> str:
+    """'0.31 % errors · p99 180 ms · 12.3 req/s'."""
+    errors = f"{numbers.error_ratio * 100:.2f} % errors" if math.isfinite(numbers.error_ratio) else "errors n/a"
+    p99 = f"p99 {numbers.p99 * 1000:.0f} ms" if math.isfinite(numbers.p99) else "p99 n/a"
+    return f"{errors} · {p99} · {numbers.rate:.1f} req/s"
+
+
+def current_traffic_line(catalog: Catalog, prometheus: Callable[[str], tuple[PrometheusClient, str | None]],
+                         service: str, env: str, *, deadline: float) -> str:
+    """'Current version in prod (last 5m): 0.31 % errors · p99 180 ms · 12.3 req/s' for the approver's
+    baseline; '' without a Prometheus, a why when it failed (an approval message never waits on it long)."""
+    try:
+        found = traffic_call(catalog, prometheus, env, [service], deadline)
+        if found is None:
+            return ""
+        numbers = found[1]().get(service)
+    except BotError as exc:
+        return f"Current version in {env}: no traffic numbers ({exc.message})"
+    if numbers is None:
+        return f"Current version in {env}: no request metrics in Prometheus"
+    return f"Current version in {env} (last 5m): {traffic_text(numbers)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core.tone import Tone
 from bot.insight.kube_facts import DeployLock, EventLine, HpaSummary, RolloutState, human_age
+from bot.insight.metrics import traffic_text
 from bot.render.document import Document, Element, Fields, Heading, Lines, Note, Paragraph, Table
 from bot.render.text import MARKERS
 from bot.render.views import view
@@ -82,12 +83,7 @@ def ready_words(status: EnvStatus, *, long: bool = False) -> str:
 
 def traffic_words(status: EnvStatus) -> str:
     """'0.31 % errors · p99 180 ms · 12.3 req/s' (Prometheus, last 5 minutes); '' without numbers."""
-    traffic = status.traffic
-    if traffic is None:
-        return ""
-    errors = f"{traffic.error_ratio * 100:.2f} % errors" if traffic.error_ratio == traffic.error_ratio else "errors n/a"
-    p99 = f"p99 {traffic.p99 * 1000:.0f} ms" if traffic.p99 == traffic.p99 else "p99 n/a"
-    return f"{errors} · {p99} · {traffic.rate:.1f} req/s"
+    return traffic_text(status.traffic) if status.traffic is not None else ""
 
 
 def _traffic_lines(status: EnvStatus) -> list[tuple[Tone | None, str]]:
