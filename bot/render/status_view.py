@@ -228,7 +228,8 @@ def status_all_view(reply: StatusAllReply) -> Document:
     if problems:
         elements.append(Lines(tuple(problems)))
     bad = sum(1 for row in reply.rows if row.tone in (Tone.BAD, Tone.WARN))
-    queries = f" · {reply.prometheus_queries} Prometheus queries" if reply.prometheus_queries else ""
+    count = reply.prometheus_queries
+    queries = f" · {count} Prometheus quer{'y' if count == 1 else 'ies'}" if count else ""
     elements.append(Note(f"{len(reply.rows)} services · {bad} need attention · {reply.api_requests} API requests"
                          f"{queries}"))
     unreachable = f", unreachable: {', '.join(env for env, _ in reply.unreachable)}" if reply.unreachable else ""
