@@ -86,5 +86,5 @@ def test_verify_checks_parse(text: str, parsed: tuple[str, str, float]) -> None:
 
 @pytest.mark.parametrize("text", ["error_rate <= 1ms", "p99 <= 5%", "cpu <= 1", "p99 >= 1s", "p99 <= "])
 def test_bad_verify_checks_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="error_rate|latency|check"):
+    with pytest.raises(ValueError, match=r"error_rate|latency|check"):
         parse_verify_check(text)

@@ -45,7 +45,8 @@ class TestMetrics:
         assert all(panel.series for panel in panels.values()), [(p.key, p.missing) for p in reply.panels]
         assert 0 <= panels["errors"].series[0].points[-1][1] < 5  # percent; a normal version
         assert [series.name for series in panels["latency"].series] == ["p50", "p99"]
-        assert panels["cpu"].limits and panels["memory"].limits  # compared with the container's limits
+        assert panels["cpu"].limits
+        assert panels["memory"].limits
         assert reply.restarts == 0
         text = render_reply(reply)
         assert "p99" in text
@@ -121,7 +122,8 @@ class TestStatusNumbers:
         assert reply.prometheus_queries == 1
         assert len(stack.prometheus.requests) - before == 1
         payment = next(row for row in reply.rows if row.service == "payment").cells[0]
-        assert payment.traffic is not None and payment.traffic.rate > 0
+        assert payment.traffic is not None
+        assert payment.traffic.rate > 0
         assert "% errors" in render_reply(reply)
 
     def test_status_service_one_query_per_environment(self, runtime: Any, stack: SandboxStack) -> None:
@@ -137,7 +139,8 @@ class TestStatusNumbers:
         catalog = with_prometheus(sandbox_catalog, f"http://127.0.0.1:{closed_port()}")
         reply = run(runtime_for(catalog), "status all prod")
         assert isinstance(reply, StatusAllReply)
-        assert reply.rows and reply.outcome is Outcome.OK
+        assert reply.rows
+        assert reply.outcome is Outcome.OK
         assert "no traffic numbers (cannot reach Prometheus" in render_reply(reply)
 
 
@@ -148,8 +151,10 @@ class TestVerify:
         assert isinstance(reply, DeployRunReply), reply
         assert reply.state == "ROLLED_BACK", (reply.failure, [(s.kind, s.state, s.error) for s in reply.steps])
         verify = reply.failed_step
-        assert verify is not None and verify.kind == "verify"
+        assert verify is not None
+        assert verify.kind == "verify"
         # Text from the store is defused for Slack (a zero-width space after `<`): compare without it.
         assert "error_rate <= 1%" in verify.error.replace("\u200b", "")
-        assert "baseline" in verify.output_tail and "verify 1/" in verify.output_tail
+        assert "baseline" in verify.output_tail
+        assert "verify 1/" in verify.output_tail
         assert "error_rate <= 1%" in render_reply(reply).replace("\u200b", "")
