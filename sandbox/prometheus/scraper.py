@@ -159,5 +159,6 @@ class Scraper:
                     keys.add(tuple(sorted(full.items())))
                 up = {"__name__": "up", **target.labels}
                 self.db.append(up, t_ms, 0.0 if samples is None else 1.0)
+                keys.add(tuple(sorted(up.items())))
                 self.db.mark_stale(self._seen.get(key, set()) - keys, t_ms)
             self._seen[key] = keys
