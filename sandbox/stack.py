@@ -63,7 +63,7 @@ class SandboxStack:
 
         stack = cls()
         stack.loki = LokiSandbox()
-        stack.prometheus = PrometheusSandbox()
+        stack.prometheus = PrometheusSandbox(history=3600.0)  # `metrics --since 1h` has an hour to show
         stack.slack = SlackSandbox()
         return stack
 
@@ -146,6 +146,8 @@ class SandboxStack:
         if self.directory is not None:
             out["kubeconfig"] = str(self.directory / "kubeconfig")
             out["catalog"] = str(self.directory / "catalog.yaml")
+            if self.prometheus is not None:  # for a real Prometheus: prometheus --config.file THIS ...
+                out["prometheus.yml"] = str(self.directory / "prometheus.yml")
         return out
 
     def environment(self) -> dict[str, str]:
@@ -202,13 +204,13 @@ class SandboxStack:
         extra: dict[str, Any] = {}
         if prometheus_url is not None:
             # One Prometheus for both clusters (the stand-in labels every series with its cluster). The verify
-            # step is short so the demo's deploys stay quick: three checks 3 s apart; payment 1.5.4 (5 % errors)
-            # fails two of them and rolls back.
+            # step is short so the demo's deploys stay quick: once the new pods have 10 s of metrics, three checks
+            # 3 s apart; payment 1.5.4 (5 % errors) fails two of them and rolls back.
             extra["prometheus"] = {"url": prometheus_url, "timeout": "10s",
                                    "labels": {"namespace": "namespace", "service": "app", "pod": "pod",
                                               "cluster": "cluster"}}
             deploy_steps.append({"verify": {"checks": ["error_rate <= 1%", "p99 <= 500ms"], "interval": "3s",
-                                            "duration": "9s", "failures": 2, "window": "30s", "baseline": "2m"}})
+                                            "duration": "9s", "failures": 2, "window": "10s", "baseline": "2m"}})
         return {
             # A newcomer exploring the demo types fast: a generous rate limit (production catalogs keep theirs).
             "settings": {"default_env": "prod", "command_deadline": "20s", "rate_limit": {"per_user": "200/min"},

@@ -32,9 +32,10 @@ DEFAULT_RETENTION = 2 * 3600.0
 class PrometheusSandbox:
     def __init__(self, kube: KubeSandbox | None = None, *, interval: float = DEFAULT_INTERVAL,
                  retention: float = DEFAULT_RETENTION, host: str = LOOPBACK, port: int = 0,
-                 query_timeout: float = 30.0) -> None:
+                 query_timeout: float = 30.0, history: float = 0.0) -> None:
         self.kube = kube  # SandboxStack.start sets it when None
         self.interval = interval
+        self.history = history  # seconds of past samples written at start (the pods' metrics are functions of time)
         self.query_timeout = query_timeout
         self.db = TSDB(retention)
         self.engine = Engine(self)
@@ -49,7 +50,7 @@ class PrometheusSandbox:
             raise RuntimeError("PrometheusSandbox needs the sandbox's Kubernetes (kube=...) before start()")
         self._http.start()
         if self.scraper is None:
-            self.scraper = Scraper(self.kube, self.db, self.interval)
+            self.scraper = Scraper(self.kube, self.db, self.interval, backfill=self.history)
         self.scraper.start()
         return self
 

@@ -47,7 +47,7 @@ def config(sd_url: str, ca_file: Path, token_file: Path, interval: float) -> dic
 def write_config(directory: Path, kube: KubeSandbox, sd_url: str, interval: float) -> Path:
     directory = Path(directory)
     secrets = directory / "prometheus"
-    secrets.mkdir(parents=True, exist_ok=True)
+    secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
     ca_file = kube.auth.write_ca(secrets / "ca.pem")
     token_file = secrets / "admin.token"
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -97,10 +97,13 @@ def scrape(kube: KubeSandbox, target: Target, now: float) -> list[tuple[str, dic
 class Scraper:
     """Scrapes every target each `interval` seconds into the TSDB, on a daemon thread."""
 
-    def __init__(self, kube: KubeSandbox, db: TSDB, interval: float) -> None:
+    def __init__(self, kube: KubeSandbox, db: TSDB, interval: float, backfill: float = 0.0,
+                 backfill_step: float = 15.0) -> None:
         self.kube = kube
         self.db = db
         self.interval = interval
+        self.backfill_s = backfill  # seconds of history written before the first scrape (0: none)
+        self.backfill_step = backfill_step
         self.rounds = 0
         self.round_done = threading.Condition()
         self._stop = threading.Event()
@@ -127,6 +130,11 @@ class Scraper:
             return self.round_done.wait_for(lambda: self.rounds >= goal, timeout)
 
     def _run(self) -> None:
+        if self.backfill_s > 0:
+            try:
+                self.write_history(time.time())
+            except Exception:  # the live scrapes matter more than the history
+                log.exception("writing the metrics history failed")
         next_at = time.monotonic()
         compacted = time.monotonic()
         while not self._stop.is_set():
@@ -143,6 +151,32 @@ class Scraper:
             next_at += self.interval
             self._stop.wait(max(next_at - time.monotonic(), 0.0))
             next_at = max(next_at, time.monotonic() - self.interval)
+
+    def write_history(self, now: float) -> None:
+        """What scrapes every backfill_step seconds over the last backfill_s seconds would have read from
+        the pods running now (the metrics are functions of time, so the past is known): `--since 1h` has a
+        history in a sandbox started a minute ago. Runs on the scraper thread before its first scrape."""
+        models = []
+        for target in targets(self.kube):
+            cluster = self.kube.clusters[target.cluster]
+            with cluster.store.lock:
+                try:
+                    pod, c, _number = cluster.controller.proxy_target(target.namespace, target.pod,
+                                                                      str(target.port))
+                except ApiError:
+                    continue
+                models.append((target, pod_metrics(cluster.controller.core, pod, c)))
+        first = now - self.backfill_s
+        for target, model in models:
+            t = max(first, model.started + self.backfill_step)
+            t -= (t - first) % self.backfill_step  # the same grid for every target
+            while t < now - self.backfill_step / 2:
+                t_ms = int(t * 1000)
+                with self.db.lock:
+                    for name, labels, value in model.flat(t):
+                        self.db.append({**labels, **target.labels, "__name__": name}, t_ms, value)
+                    self.db.append({"__name__": "up", **target.labels}, t_ms, 1.0)
+                t += self.backfill_step
 
     def scrape_all(self, now: float) -> None:
         t_ms = int(now * 1000)
