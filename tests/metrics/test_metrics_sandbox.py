@@ -158,3 +158,12 @@ class TestVerify:
         assert "baseline" in verify.output_tail
         assert "verify 1/" in verify.output_tail
         assert "error_rate <= 1%" in render_reply(reply).replace("\u200b", "")
+
+    def test_normal_version_passes_verify(self, runtime: Any) -> None:
+        """payment 1.4.3 answers like 1.4.2: every check passes and the deploy succeeds."""
+        reply = run(runtime, "deploy payment staging 1.4.3")
+        assert isinstance(reply, DeployRunReply), reply
+        assert reply.state == "SUCCEEDED", (reply.failure, [(s.kind, s.state, s.error) for s in reply.steps])
+        verify = next(step for step in reply.steps if step.kind == "verify")
+        assert "FAIL" not in verify.output_tail
+        assert "verify 3/3" in verify.output_tail

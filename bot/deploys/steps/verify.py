@@ -95,6 +95,14 @@ def _old_replicaset(replicasets: list[dict[str, Any]], current: dict[str, Any] |
     return max(others, key=rollout.revision, default=None)
 
 
+def _settle_seconds(pods: list[dict[str, Any]], window: float) -> float:
+    """How long until the newest of the new pods has been running for `window` seconds."""
+    starts = [moment for pod in pods
+              if (moment := rollout.parse_time((pod.get("status") or {}).get("startTime")
+                                               or (pod.get("metadata") or {}).get("creationTimestamp")))]
+    return max(0.0, max(starts, default=0.0) + window - time.time())
+
+
 def execute(args: Args, ctx: StepContext) -> str:
     checks = checks_of(args)
     interval = seconds(args.get("interval"), DEFAULT_INTERVAL)
@@ -109,10 +117,17 @@ def execute(args: Args, ctx: StepContext) -> str:
     except BotError as exc:  # no Prometheus holds this cluster
         raise StepFailed(f"verify: {exc.message}") from None
     started = time.monotonic()
-    deadline = started + duration + interval + 30.0
-    revision = read_revision(ctx, deadline, with_pods=False)
+    deadline = started + window + duration + interval + 30.0
+    revision = read_revision(ctx, deadline)
     if revision.current is None:
         raise StepFailed("verify: the deployment has no current ReplicaSet yet (did the rollout start?)")
+    settle = _settle_seconds(revision.pods, window)
+    if settle > 0:
+        # rate() over a window reaching back before a series began extrapolates from the pods' first scrapes:
+        # the first evaluation waits until the newest pod has a whole window of its own.
+        ctx.note(f"verify: waiting {duration_text(round(settle))} until the newest pod has {duration_text(window)} "
+                 "of metrics")
+        ctx.sleep(settle, deadline)
     new_rs = str((revision.current.get("metadata") or {}).get("name", ""))
     new_scope = _scope(source, promql.pods_of_replicaset(new_rs))
     old = _old_replicaset(revision.replicasets, revision.current, ctx.facts.from_revision)
