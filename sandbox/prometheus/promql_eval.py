@@ -288,9 +288,9 @@ def _extrapolated(view: RangeView, *, is_rate: bool) -> float | None:
     count = s.real_count(lo, hi)
     if count < 2:
         return None
-    first_t, last_t = s.times[lo], s.times[hi - 1]
+    first_t, last_t = s.t(lo), s.t(hi - 1)
     first_v = s.values[lo]
-    result = s.adjusted[hi - 1] - s.adjusted[lo]
+    result = s.adjusted(hi - 1) - s.adjusted(lo)
     to_start = (first_t - view.start_ms) / 1000
     to_end = (view.end_ms - last_t) / 1000
     sampled = (last_t - first_t) / 1000

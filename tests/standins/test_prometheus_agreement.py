@@ -10,13 +10,15 @@ steps at the window's edges and by rate()'s extrapolation over a different sub-i
 a pod and W >= 10 s that is a few percent. Agreement is |a - b| <= REL * max(|a|, |b|) + ABS, with REL 10 %
 for rates, increases and ratios and ABS 2.5 counts over the window (for rate(), 2.5 / W per second): a series
 that counts a few events per window (a narrow latency bucket, the 500s of a healthy version) differs by one
-event at either end of the window, which no relative slack covers; 15 % for quantiles (histogram_quantile
-interpolates inside a bucket, so a count or two at the tail moves it more); 2 % (ABS 1) for gauges. Label
+event at either end of the window, which no relative slack covers; 15 % for quantiles, or the next bucket
+(histogram_quantile interpolates inside the bucket where the rank falls: when the rank sits at a bucket's
+edge, one count more or less puts it in the bucket on the other side); 2 % (ABS 1) for gauges. Label
 sets must match exactly, and a range query's steps too.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import re
@@ -33,6 +35,7 @@ import requests
 
 from bot.insight import promql
 from sandbox.kube import KubeSandbox
+from sandbox.kube.sim.metrics import BUCKETS
 from sandbox.prometheus import PrometheusSandbox
 
 BINARY_VARIABLE = "SVCBOT_TEST_PROMETHEUS"
@@ -166,7 +169,14 @@ def _close(a: float, b: float, query: str) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
     rel, absolute = _tolerance(query)
-    return abs(a - b) <= rel * max(abs(a), abs(b)) + absolute
+    if abs(a - b) <= rel * max(abs(a), abs(b)) + absolute:
+        return True
+    # a quantile whose rank sits at a bucket's edge lands in the bucket on either side, by one count
+    return "histogram_quantile" in query and abs(_bucket(a) - _bucket(b)) <= 1
+
+
+def _bucket(value: float) -> int:
+    return bisect.bisect_left(BUCKETS, value)
 
 
 def _series(data: dict[str, Any]) -> dict[frozenset[tuple[str, str]], Any]:
