@@ -14,10 +14,12 @@ from conftest import FixedPrometheus, run
 
 from bot.render import slack as slack_render
 from bot.render.views import to_document
+from bot.replies.approvals import ApprovalMessageReply
 from bot.replies.base import Message, Outcome
-from bot.replies.deploy import DeployRunReply
+from bot.replies.deploy import DeployPendingReply, DeployRunReply
 from bot.replies.metrics import MetricsReply
 from bot.replies.status import StatusAllReply, StatusReply
+from bot.slack.approval_message import ApprovalMessages
 from bot.terminal.shell import render_reply
 from sandbox.stack import SandboxStack
 
@@ -167,3 +169,16 @@ class TestVerify:
         verify = next(step for step in reply.steps if step.kind == "verify")
         assert "FAIL" not in verify.output_tail
         assert "verify 3/3" in verify.output_tail
+
+
+class TestApprovalMessage:
+    def test_shows_the_current_versions_numbers(self, runtime: Any) -> None:
+        """The approver sees the current version's error rate and p99 (the baseline) in the approval message."""
+        pending = run(runtime, "deploy payment prod 1.4.2")
+        assert isinstance(pending, DeployPendingReply), pending
+        message = ApprovalMessages(runtime.deploys, poster=None).first(pending)  # type: ignore[arg-type]
+        assert isinstance(message, ApprovalMessageReply)
+        assert message.current_traffic.startswith("Current version in prod (last 5m): ")
+        assert "% errors · p99 " in message.current_traffic
+        assert message.current_traffic in str(slack_render.render(to_document(message)).blocks)
+        run(runtime, f"cancel {pending.request_id}")
