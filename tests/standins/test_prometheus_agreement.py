@@ -6,7 +6,7 @@ agree. Skipped outside CI without the binary (with the reason); a failure under 
 
 Tolerance, and why: both engines read the same deterministic counters, but at different moments (each
 scrapes every second, in its own phase). A rate over a window W then differs by the counters' integer
-steps at the window's edges and by rate()'s extrapolation over a different sub-interval: at 4-12 requests/s
+steps at the window's edges and by rate()'s extrapolation over a different sub-interval: at 20-60 requests/s
 a pod and W >= 10 s that is a few percent. Agreement is |a - b| <= REL * max(|a|, |b|) + ABS, with REL 10 %
 for rates, increases and ratios and ABS 2.5 counts over the window (for rate(), 2.5 / W per second): a series
 that counts a few events per window (a narrow latency bucket, the 500s of a healthy version) differs by one

@@ -55,7 +55,7 @@ class PodModel:
 
     @property
     def base_rate(self) -> float:
-        return 4.0 + 8.0 * self._unit("rate")  # requests per second
+        return 20.0 + 40.0 * self._unit("rate")  # requests per second
 
     def requests(self, t: float) -> float:
         """Requests served since the container started: the integral of base*(1 + 0.2 sin(wt + phase))."""
@@ -130,7 +130,7 @@ class PodModel:
               ("go_gc_duration_seconds_sum", {}, round(gcs * gc_pause * 1.1, 6)),
               ("go_gc_duration_seconds_count", {}, float(gcs))]),
             (Metric("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter"),
-             [("process_cpu_seconds_total", {}, round(total * 0.012 + elapsed * 0.01, 2))]),
+             [("process_cpu_seconds_total", {}, round(total * 0.004 + elapsed * 0.01, 2))]),
             (Metric("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge"),
              [("process_resident_memory_bytes", {}, float(round(heap * 1.2 + 12 * MiB)))]),
             (Metric("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge"),
