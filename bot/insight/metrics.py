@@ -148,10 +148,10 @@ def panel_queries(source: Source, window: float) -> dict[str, tuple[str, str, li
         "errors": ("Errors", "%", [("5xx", promql.error_ratio(scope, window, names))]),
         "latency": ("Latency", "s", [("p50", promql.latency_quantile(scope, window, 0.5, names)),
                                      ("p99", promql.latency_quantile(scope, window, 0.99, names))]),
-        "cpu": ("CPU (busiest pod)", "cores", [("cpu", promql.cpu_cores(scope, window, names))]),
-        "memory": ("Memory (largest pod)", "bytes", [("rss", promql.memory_bytes(scope, names)),
+        "cpu": ("CPU, busiest pod", "cores", [("cpu", promql.cpu_cores(scope, window, names))]),
+        "memory": ("Memory, largest pod", "bytes", [("rss", promql.memory_bytes(scope, names)),
                                                      ("GOMEMLIMIT", promql.gomemlimit_bytes(scope, names))]),
-        "goroutines": ("Goroutines (busiest pod)", "", [("goroutines", promql.goroutines(scope, names))]),
+        "goroutines": ("Goroutines, busiest pod", "", [("goroutines", promql.goroutines(scope, names))]),
     }
 
 

@@ -55,7 +55,7 @@ def _rows(panel: Panel) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for series in panel.series:
         values = [value for _t, value in series.points]
-        name = series.name if len(panel.series) > 1 else panel.title.split(" (")[0].lower()
+        name = series.name if len(panel.series) > 1 else panel.title.split(",")[0].lower()
         compared = ""
         if panel.limits and series.name not in {label for label, _v in panel.limits}:
             compared = ", ".join(f"{label} {amount(limit, panel.unit)} ({values[-1] / limit:.0%})"
@@ -88,7 +88,8 @@ def metrics_view(reply: MetricsReply) -> Document:
                               rows=tuple(rows), right_align=(1,), optional=(5, 4, 3)))
     facts: list[tuple[Tone | None, str]] = []
     if reply.restarts is not None:
-        facts.append((Tone.WARN if reply.restarts else None, f"restarts of the current pods: {reply.restarts}"))
+        facts.append((Tone.WARN if reply.restarts else None,
+                      f"container restarts of the deployment's pods: {reply.restarts}"))
     for mark in reply.deploys:
         facts.append((None, f"deploy at {dt.datetime.fromtimestamp(mark.at, dt.UTC):%H:%M:%S} UTC: {mark.label}"))
     if facts or missing:
