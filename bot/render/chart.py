@@ -84,7 +84,9 @@ def render_png(reply: MetricsReply) -> bytes:
     if reply.deploys:
         figure.text(0.01, 0.005, "deploys (dashed): " + "; ".join(
             f"{dt.datetime.fromtimestamp(m.at, dt.UTC):%H:%M} {m.label}" for m in reply.deploys[:4]), fontsize=7)
-    figure.tight_layout(rect=(0, 0.02, 1, 0.97))
+    # Fixed margins, not tight_layout (which measured every tick label: more than half the render time).
+    figure.subplots_adjust(left=0.055, right=0.985, top=1 - 0.75 / (2.6 * rows + 0.6),
+                           bottom=0.45 / (2.6 * rows + 0.6), hspace=0.45, wspace=0.14)
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=DPI)
     return out.getvalue()
