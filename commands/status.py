@@ -294,9 +294,13 @@ def _optional(call: Callable[[], T]) -> Callable[[], T | None]:
 
 # --- traffic numbers from Prometheus (one query per environment, bot/insight/metrics.py) ---------------
 
+TRAFFIC_BUDGET = 3.0  # seconds status waits for Prometheus' numbers at most: they must not hold the answer
+
+
 def _traffic_fanout(invocation: Invocation, env_names: Sequence[str], services: Sequence[str],
                     deadline: float) -> Fanout[str]:
     """Every environment's numbers asked at once (environments without a Prometheus are left out)."""
+    deadline = min(deadline, time.monotonic() + TRAFFIC_BUDGET)
     fanout: Fanout[str] = Fanout(deadline)
     for env in env_names:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,18 @@ class TestApprovalMessage:
         assert "% errors · p99 " in message.current_traffic
         assert message.current_traffic in str(slack_render.render(to_document(message)).blocks)
         run(runtime, f"cancel {pending.request_id}")
+
+
+def test_a_slow_prometheus_does_not_hold_status(sandbox_catalog: dict[str, Any],
+                                                runtime_for: Callable[[dict[str, Any]], Any],
+                                                fixed_prometheus: Callable[..., FixedPrometheus]) -> None:
+    """Status waits a few seconds at most for its numbers, then answers from Kubernetes and says why."""
+    server = fixed_prometheus(200, {"status": "success", "data": {"resultType": "vector", "result": []}}, delay=30)
+    runtime = runtime_for(with_prometheus(sandbox_catalog, server.url, timeout="10s"))
+    started = time.monotonic()
+    reply = run(runtime, "status all prod")
+    elapsed = time.monotonic() - started
+    assert isinstance(reply, StatusAllReply)
+    assert reply.outcome is Outcome.OK
+    assert "no traffic numbers" in render_reply(reply)
+    assert elapsed < 10  # not the Prometheus timeout, nor the command deadline (20 s)
