@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FixedPrometheus, run
+from metrics_helpers import FixedPrometheus, run
 
 from bot.render import slack as slack_render
 from bot.render.views import to_document
