@@ -98,7 +98,7 @@ class Scraper:
     """Scrapes every target each `interval` seconds into the TSDB, on a daemon thread."""
 
     def __init__(self, kube: KubeSandbox, db: TSDB, interval: float, backfill: float = 0.0,
-                 backfill_step: float = 15.0) -> None:
+                 backfill_step: float = 30.0) -> None:
         self.kube = kube
         self.db = db
         self.interval = interval
