@@ -147,10 +147,21 @@ class TestStatusNumbers:
         assert "no traffic numbers (cannot reach Prometheus" in render_reply(reply)
 
 
+@pytest.fixture(name="fast_verify")
+def _fast_verify(sandbox_catalog: dict[str, Any], runtime_for: Callable[[dict[str, Any]], Any]) -> Any:
+    """The sandbox catalog with a quicker verify step (the test stand-in scrapes every second)."""
+    catalog = copy.deepcopy(sandbox_catalog)
+    for target in catalog["pipelines"]["standard"]["targets"].values():
+        for step in target.get("steps", []):
+            if "verify" in step:
+                step["verify"].update(window="8s", interval="1s", duration="3s", failures=2)
+    return runtime_for(catalog)
+
+
 class TestVerify:
-    def test_erroring_version_fails_verify_and_rolls_back(self, runtime: Any) -> None:
+    def test_erroring_version_fails_verify_and_rolls_back(self, fast_verify: Any) -> None:
         """payment 1.5.4 answers ~5 % errors: verify fails naming the check, and the deploy rolls back."""
-        reply = run(runtime, "deploy payment staging 1.5.4")
+        reply = run(fast_verify, "deploy payment staging 1.5.4")
         assert isinstance(reply, DeployRunReply), reply
         assert reply.state == "ROLLED_BACK", (reply.failure, [(s.kind, s.state, s.error) for s in reply.steps])
         verify = reply.failed_step
@@ -162,9 +173,9 @@ class TestVerify:
         assert "verify 1/" in verify.output_tail
         assert "error_rate <= 1%" in render_reply(reply).replace("\u200b", "")
 
-    def test_normal_version_passes_verify(self, runtime: Any) -> None:
+    def test_normal_version_passes_verify(self, fast_verify: Any) -> None:
         """payment 1.4.3 answers like 1.4.2: every check passes and the deploy succeeds."""
-        reply = run(runtime, "deploy payment staging 1.4.3")
+        reply = run(fast_verify, "deploy payment staging 1.4.3")
         assert isinstance(reply, DeployRunReply), reply
         assert reply.state == "SUCCEEDED", (reply.failure, [(s.kind, s.state, s.error) for s in reply.steps])
         verify = next(step for step in reply.steps if step.kind == "verify")

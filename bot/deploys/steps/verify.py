@@ -7,7 +7,9 @@ the old version's pods over `baseline` seconds before the image changed (old pod
 so it is read at that moment, not now).
 
 A check fails an evaluation when its value breaks its limit AND is worse than the baseline: a version no worse
-than the one it replaces is not blamed for the service's old trouble (the progress says so). An evaluation
+than the one it replaces is not blamed for the service's old trouble (the progress says so). An error rate
+over its limit on fewer than MIN_ERRORS failed requests in the window is not judged either (too few to mean
+anything: one failure among 150 requests is 0.7 %). An evaluation
 fails when any check fails; `failures` failed evaluations fail the step, naming the check, and the target's
 `on_failure: rollback` runs. An evaluation without data (no traffic yet, Prometheus briefly unreachable) counts
 neither way; a step that never had data fails with why.
@@ -33,6 +35,10 @@ DEFAULT_DURATION = 300.0
 DEFAULT_WINDOW = 60.0
 DEFAULT_BASELINE = 300.0
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+# An error rate over the limit on fewer failed requests than this is not judged: with a few hundred requests a
+# window, one or two failures of a healthy version already read as 1 % (Kayenta and Argo Rollouts also ask for
+# a minimum of data before they judge).
+MIN_ERRORS = 3.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,15 @@ def _value(source: Source, query: str, at: float | None, deadline: float) -> flo
     samples = source.client.query(query, at=at, deadline=deadline)
     values = [sample.last for sample in samples if math.isfinite(sample.last)]
     return values[0] if values else math.nan
+
+
+def _errors(source: Source, scope: promql.Scope, window: float, ratio: float, deadline: float) -> float | None:
+    """About how many requests failed in the window (ratio x rate x window); None when it cannot be read."""
+    try:
+        rate = _value(source, promql.request_rate(scope, window, source.names), None, deadline)
+    except BackendError:
+        return None
+    return ratio * rate * window if math.isfinite(rate) else None
 
 
 def _scope(source: Source, pod_regex: str) -> promql.Scope:
@@ -172,8 +187,11 @@ def execute(args: Args, ctx: StepContext) -> str:
                 continue
             verdict = "ok"
             if check.breaks(value):
+                errors = _errors(source, new_scope, window, value, deadline) if check.metric == "error_rate" else None
                 if math.isfinite(base) and value <= base:
                     verdict = "over the limit but no worse than the old version"
+                elif errors is not None and errors < MIN_ERRORS:
+                    verdict = f"over the limit on {errors:.1f} failed request(s) only: too few to judge"
                 else:
                     verdict = "FAIL"
                     failing.append(f"{check.text} (was {check.show(value)}"
