@@ -10,6 +10,7 @@ from commands import diff as diff_command
 from commands import help as help_command
 from commands import history as history_command
 from commands import logs as logs_command
+from commands import metrics as metrics_command
 from commands import probe as probe_command
 from commands import reject as reject_command
 from commands import rollback as rollback_command
@@ -22,7 +23,7 @@ from commands import watches as watches_command
 ALL: tuple[Command, ...] = (
     help_command.COMMAND,
     status_command.COMMAND, probe_command.COMMAND,
-    logs_command.COMMAND, trace_command.COMMAND,
+    logs_command.COMMAND, trace_command.COMMAND, metrics_command.COMMAND,
     diff_command.COMMAND,
     deploy_command.COMMAND, rollback_command.COMMAND, history_command.COMMAND, cancel_command.COMMAND,
     approve_command.COMMAND, reject_command.COMMAND,

@@ -12,6 +12,7 @@ own, so a cluster that does not answer is shown as unreachable while the others 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -22,6 +23,7 @@ from bot.core.catalog import Catalog
 from bot.core.errors import BackendError, BotError, DeadlineExceeded, NotFound
 from bot.core.tone import Tone
 from bot.dispatch.command import Command, CommandParser, Invocation
+from bot.insight import metrics
 from bot.insight.kube_facts import (
     deploy_lock,
     diagnose_pod,
@@ -156,6 +158,7 @@ def _service_status(args: argparse.Namespace, invocation: Invocation) -> StatusR
     started = time.monotonic()
     deadline = invocation.answer_deadline()
     lock_name = lease_name(args.service)
+    traffic = _traffic_fanout(invocation, env_names, [args.service], deadline)
 
     fetched_by_env = _fetch_environments(invocation, env_names, deployment_name=deployment_name,
                                          lock_name=lock_name, detailed=detailed, deadline=deadline)
@@ -189,6 +192,8 @@ def _service_status(args: argparse.Namespace, invocation: Invocation) -> StatusR
             events=optional.get("events") if detailed else None,
             hpas=optional.get("hpas") if detailed else None, detailed=detailed,
         ))
+    numbers, _queries = _traffic_results(traffic)
+    statuses = [_with_traffic(status, numbers, args.service) for status in statuses]
     everything_failed = all(status.unreachable for status in statuses)
     return StatusReply(service=args.service, envs=tuple(statuses), detailed=detailed, now=now,
                        public=not everything_failed,
@@ -287,6 +292,51 @@ def _optional(call: Callable[[], T]) -> Callable[[], T | None]:
     return run
 
 
+# --- traffic numbers from Prometheus (one query per environment, bot/insight/metrics.py) ---------------
+
+TRAFFIC_BUDGET = 3.0  # seconds status waits for Prometheus' numbers at most: they must not hold the answer
+
+
+def _traffic_fanout(invocation: Invocation, env_names: Sequence[str], services: Sequence[str],
+                    deadline: float) -> Fanout[str]:
+    """Every environment's numbers asked at once (environments without a Prometheus are left out)."""
+    deadline = min(deadline, time.monotonic() + TRAFFIC_BUDGET)
+    fanout: Fanout[str] = Fanout(deadline)
+    for env in env_names:
+        try:
+            found = metrics.traffic_call(invocation.catalog, invocation.backends.prometheus, env, services, deadline)
+        except BotError as exc:
+            fanout.submit("prometheus", env, _raise(exc))
+            continue
+        if found is not None:
+            fanout.submit(found[0], env, found[1])
+    return fanout
+
+
+def _raise(error: BotError) -> Callable[[], Any]:
+    def run() -> Any:
+        raise error
+    return run
+
+
+def _traffic_results(fanout: Fanout[str]) -> tuple[dict[str, dict[str, metrics.Numbers] | BotError], int]:
+    """env -> service -> numbers (or why not), and the number of queries sent."""
+    results = dict(fanout)
+    return results, len(results)
+
+
+def _with_traffic(status: EnvStatus, numbers: Mapping[str, dict[str, metrics.Numbers] | BotError],
+                  service: str) -> EnvStatus:
+    found = numbers.get(status.env)
+    if found is None or status.problem:
+        return status
+    if isinstance(found, BotError):
+        return dataclasses.replace(status, traffic_problem=found.message)
+    if service not in found:
+        return dataclasses.replace(status, traffic_problem="no request metrics for it in Prometheus")
+    return dataclasses.replace(status, traffic=found[service])
+
+
 # --- status all [env] -----------------------------------------------------------------------------------
 
 NAMESPACE_KINDS = ("deployments", "replicasets", "pods", "leases")
@@ -311,10 +361,12 @@ def _all_status(args: argparse.Namespace, invocation: Invocation) -> StatusAllRe
         calls[(env, "replicasets")] = bind(kube.list_replicasets, ns, deadline=deadline)
         calls[(env, "pods")] = bind(kube.list_pods, ns, deadline=deadline)
         calls[(env, "leases")] = bind(kube.list_leases, ns, deadline=deadline)
+    traffic = _traffic_fanout(invocation, env_names, list(catalog.services), deadline)
     before = sum(client.request_count for client in set(clients.values()))
     results = gather(calls, deadline, lane_of=lambda key: clients[key[0]].lane)
     requests = sum(client.request_count for client in set(clients.values())) - before
 
+    numbers, queries = _traffic_results(traffic)
     now = time.time()
     lists: dict[str, dict[str, Any]] = {}
     for env in env_names:
@@ -352,12 +404,16 @@ def _all_status(args: argparse.Namespace, invocation: Invocation) -> StatusAllRe
                 container=service.container, now=now,
                 lease=leases_by_name(leases).get(lease_name(name)),
             ))
-        rows.append(ServiceRow(service=name, cells=tuple(cells)))
+        rows.append(ServiceRow(service=name, cells=tuple(
+            cell if isinstance(numbers.get(cell.env), BotError) else _with_traffic(cell, numbers, name)
+            for cell in cells)))
     rows.sort(key=lambda row: (TONE_ORDER.index(row.tone), row.service))
     unreachable = tuple((env, broken[env].message) for env in env_names if env in broken)
     everything_failed = len(unreachable) == len(env_names)
     return StatusAllReply(envs=tuple(env_names), rows=tuple(rows), unreachable=unreachable, now=now,
-                          api_requests=requests, public=not everything_failed,
+                          api_requests=requests, public=not everything_failed, prometheus_queries=queries,
+                          traffic_problems=tuple((env, error.message) for env, error in numbers.items()
+                                                 if isinstance(error, BotError) and env not in broken),
                           outcome=Outcome.INTERNAL_ERROR if everything_failed else Outcome.OK)
 
 

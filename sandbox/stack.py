@@ -44,6 +44,7 @@ class SandboxStack:
         self.kube: KubeSandbox | None = None
         self.slack: Component | None = None
         self.loki: Component | None = None
+        self.prometheus: Any = None  # sandbox.prometheus.PrometheusSandbox: scrapes the pods; DIR/prometheus.yml
         self.extra: list[Component] = []
         self.directory: Path | None = None
         self._started: list[Component] = []
@@ -54,12 +55,15 @@ class SandboxStack:
 
     @classmethod
     def everything(cls) -> SandboxStack:
-        """Kubernetes, Loki (with the seed log lines) and Slack: what `svcbot sandbox` and `demo` run."""
+        """Kubernetes, Loki (with the seed log lines), Prometheus (scraping the pods) and Slack: what `svcbot
+        sandbox` and `demo` run."""
         from sandbox.loki import LokiSandbox  # noqa: PLC0415 - tests that need only kube skip these imports
+        from sandbox.prometheus import PrometheusSandbox  # noqa: PLC0415
         from sandbox.slack import SlackSandbox  # noqa: PLC0415
 
         stack = cls()
         stack.loki = LokiSandbox()
+        stack.prometheus = PrometheusSandbox(history=3600.0)  # `metrics --since 1h` has an hour to show
         stack.slack = SlackSandbox()
         return stack
 
@@ -69,7 +73,7 @@ class SandboxStack:
         return component
 
     def components(self) -> list[Component]:
-        return [c for c in (self.kube, self.slack, self.loki, *self.extra) if c is not None]
+        return [c for c in (self.kube, self.slack, self.loki, self.prometheus, *self.extra) if c is not None]
 
     def start(self, directory: Path, time_scale: float = 1.0) -> None:
         """Start every stand-in on 127.0.0.1 and write DIR/kubeconfig and DIR/catalog.yaml."""
@@ -80,6 +84,8 @@ class SandboxStack:
             self.kube = KubeSandbox(time_scale=time_scale)
         else:
             self.kube.time_scale = time_scale
+        if self.prometheus is not None and getattr(self.prometheus, "kube", None) is None:
+            self.prometheus.kube = self.kube
         try:
             for component in self.components():
                 component.start()
@@ -93,6 +99,8 @@ class SandboxStack:
 
                 self.shipper = LogShipper(self.kube, self.loki).start()
             self.kube.write_kubeconfig(directory / "kubeconfig")
+            if self.prometheus is not None:  # before the catalog, which may name the stand-in's URL
+                self.prometheus.write_config(directory)
             (directory / "catalog.yaml").write_text(self.catalog_text(), encoding="utf-8")
             from sandbox.control import ControlServer  # noqa: PLC0415
 
@@ -138,6 +146,8 @@ class SandboxStack:
         if self.directory is not None:
             out["kubeconfig"] = str(self.directory / "kubeconfig")
             out["catalog"] = str(self.directory / "catalog.yaml")
+            if self.prometheus is not None:  # for a real Prometheus: prometheus --config.file THIS ...
+                out["prometheus.yml"] = str(self.directory / "prometheus.yml")
         return out
 
     def environment(self) -> dict[str, str]:
@@ -154,6 +164,11 @@ class SandboxStack:
         if callable(slack_env):  # SVCBOT_SLACK_API_URL and the sandbox's tokens, for `svcbot serve`
             env.update(slack_env())
         return env
+
+    def prometheus_url(self) -> str | None:
+        """The Prometheus stand-in's URL (None when the stack runs without one)."""
+        url = getattr(self.prometheus, "url", None) if self.prometheus is not None else None
+        return url if isinstance(url, str) and url.startswith("http") else None
 
     def loki_url(self) -> str:
         url = getattr(self.loki, "url", None) if self.loki is not None else None
@@ -183,6 +198,19 @@ class SandboxStack:
             if env == "prod":
                 spec.update(protected=True, vars={"REPLICAS_MIN": "3"})
             environments[env] = spec
+        prometheus_url = self.prometheus_url()
+        deploy_steps: list[dict[str, Any]] = [{"set_image": {"image": "{IMAGE}"}}, {"wait_rollout": {"timeout": "10m"}},
+                                              {"probe": {}}]
+        extra: dict[str, Any] = {}
+        if prometheus_url is not None:
+            # One Prometheus for both clusters (the stand-in labels every series with its cluster). The verify
+            # step is short so the demo's deploys stay quick: once the new pods have 10 s of metrics, three checks
+            # 3 s apart; payment 1.5.4 (5 % errors) fails two of them and rolls back.
+            extra["prometheus"] = {"url": prometheus_url, "timeout": "10s",
+                                   "labels": {"namespace": "namespace", "service": "app", "pod": "pod",
+                                              "cluster": "cluster"}}
+            deploy_steps.append({"verify": {"checks": ["error_rate <= 1%", "p99 <= 500ms"], "interval": "3s",
+                                            "duration": "9s", "failures": 2, "window": "10s", "baseline": "2m"}})
         return {
             # A newcomer exploring the demo types fast: a generous rate limit (production catalogs keep theirs).
             "settings": {"default_env": "prod", "command_deadline": "20s", "rate_limit": {"per_user": "200/min"},
@@ -191,6 +219,7 @@ class SandboxStack:
             "environments": environments,
             "loki": {"url": self.loki_url(), "tenant": "ops", "labels": {"namespace": "namespace", "service": "app"},
                      "grafana_url": "https://grafana.example.com", "datasource_uid": "loki"},
+            **extra,
             "secrets": {"key_patterns": ["password", "passwd", "secret", "token", "api_?key", "credential",
                                          "private", "dsn"]},
             "terminal": {"allow_as": True, "users": {name: uid for name, (uid, _role) in DEMO_USERS.items()}},
@@ -198,7 +227,8 @@ class SandboxStack:
             "access": {
                 "groups": {"oncall": ["U0ALICE", "U0BOB"], "release-managers": ["U0CAROL", "U0BOB"]},
                 "rules": [
-                    {"verbs": ["status", "probe", "logs", "trace", "diff", "history"], "envs": ["*"], "who": ["*"]},
+                    {"verbs": ["status", "probe", "logs", "trace", "diff", "history", "metrics"], "envs": ["*"],
+                     "who": ["*"]},
                     {"verbs": ["watch", "unwatch", "watches"], "envs": ["*"], "who": ["*"]},
                     {"verbs": ["deploy", "rollback"], "envs": ["dev", "staging"], "who": ["oncall"]},
                     {"verbs": ["deploy", "rollback"], "envs": ["prod"], "who": ["oncall"],
@@ -214,9 +244,7 @@ class SandboxStack:
                                                     "command": ["make", "test", "VERSION={version}"]}}]},
                         "migrate": {"needs": ["test"],
                                     "steps": [{"job": {"image": "{IMAGE}", "command": ["/app/migrate", "up"]}}]},
-                        "deploy": {"needs": ["migrate"], "on_failure": "rollback",
-                                   "steps": [{"set_image": {"image": "{IMAGE}"}},
-                                             {"wait_rollout": {"timeout": "10m"}}, {"probe": {}}]},
+                        "deploy": {"needs": ["migrate"], "on_failure": "rollback", "steps": deploy_steps},
                     },
                     "goal": "deploy",
                 },

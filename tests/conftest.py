@@ -16,7 +16,7 @@ settings.load_profile("svcbot")
 
 _ENV_PREFIXES = ("SLACK_", "SVCBOT_")
 # Set by `make test` / CI for the tests themselves (tool paths, a test database): kept.
-_TEST_SETTINGS = ("SVCBOT_HELM_PYTHON", "SVCBOT_HADOLINT", "SVCBOT_TEST_DATABASE_URL")
+_TEST_SETTINGS = ("SVCBOT_HELM_PYTHON", "SVCBOT_HADOLINT", "SVCBOT_TEST_DATABASE_URL", "SVCBOT_TEST_PROMETHEUS")
 
 
 @pytest.fixture(autouse=True)

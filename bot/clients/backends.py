@@ -17,6 +17,7 @@ from bot.core.errors import BotError, NotFound
 if TYPE_CHECKING:
     from bot.clients.kube import KubeClient
     from bot.clients.loki import LokiClient
+    from bot.clients.prometheus import PrometheusClient
     from bot.core.catalog import Catalog
 
 log = structlog.get_logger("svcbot.backends")
@@ -96,8 +97,43 @@ class Backends:
         if client is not None:
             client.close()
 
+    # --- Prometheus (bot/clients/prometheus.py) ------------------------------------------------------------
+    # One client per configured Prometheus (a cluster's own, or the global one), built on first use.
+
+    _prometheus_clients: dict[tuple[str, str | None, str], PrometheusClient] | None = None
+
+    def prometheus(self, cluster: str) -> tuple[PrometheusClient, str | None]:
+        """The client of the Prometheus holding `cluster`'s metrics, and the cluster label value to match
+        (None when that Prometheus has no cluster label); UserError when none is configured."""
+        from bot.clients.prometheus import PrometheusClient  # noqa: PLC0415 - see above
+        from bot.core.errors import UserError  # noqa: PLC0415 - keeps this section self-contained
+
+        found = self.catalog.prometheus_for(cluster)
+        if found is None:
+            raise UserError("Prometheus is not configured in the catalog (add a `prometheus:` section with its url, "
+                            f"or `prometheus:` under clusters.{cluster})")
+        config, cluster_value = found
+        key = (config.url, config.tenant, config.auth_env)
+        with self._lock:
+            if self._prometheus_clients is None:
+                self._prometheus_clients = {}
+            client = self._prometheus_clients.get(key)
+            if client is None:
+                client = self._prometheus_clients[key] = PrometheusClient.from_catalog(config)
+            return client, cluster_value
+
+    def prometheus_configured(self, cluster: str) -> bool:
+        return self.catalog.prometheus_for(cluster) is not None
+
+    def close_prometheus(self) -> None:
+        with self._lock:
+            clients = list((self._prometheus_clients or {}).values())
+            self._prometheus_clients = None
+        for client in clients:
+            client.close()
 
     def close(self) -> None:
         """Release connections; safe to call twice."""
+        self.close_prometheus()
         self.close_loki()
         self.close_kube()

@@ -46,7 +46,7 @@ DEFAULT_SECRET_KEY_PATTERNS = (
 # The catalog's verb list: the verbs access rules may name (a new verb adds its name here). approve, reject
 # and cancel are governed by the request itself, help by nobody.
 RuleVerb = Literal["status", "probe", "logs", "trace", "diff", "deploy", "rollback", "history",
-                   "watch", "unwatch", "watches"]
+                   "metrics", "watch", "unwatch", "watches"]
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 VarName = Annotated[str, StringConstraints(pattern=VAR_PATTERN)]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -144,9 +144,37 @@ class Settings(_Model):
     queue_limit: Annotated[int, Field(ge=1, le=10_000)] = 500
 
 
+LabelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_:][A-Za-z0-9_:]*$")]
+EnvPrefix = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,62}$")]
+
+
+class PrometheusLabels(_Model):
+    """The label names the scrape configuration gives every series (`cluster` only for a shared Prometheus)."""
+
+    namespace: LabelName = "namespace"
+    service: LabelName = "app"
+    pod: LabelName = "pod"
+    cluster: LabelName | None = None
+
+
+class Prometheus(_Model):
+    """A Prometheus (or a compatible API: Thanos, Mimir, VictoriaMetrics) svcbot reads metrics from.
+
+    Credentials come from the environment, never the catalog: `<auth_env>_USER` + `<auth_env>_PASSWORD`
+    (basic), `<auth_env>_USER` + `<auth_env>_TOKEN` (basic with a token), or `<auth_env>_TOKEN` (bearer)."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    tenant: str | None = None  # sent as X-Scope-OrgID (Mimir, Cortex, Thanos receive)
+    timeout: LokiTimeout = 10.0
+    labels: PrometheusLabels = PrometheusLabels()
+    auth_env: EnvPrefix = "SVCBOT_PROMETHEUS"
+
+
 class Cluster(_Model):
     context: str | None = None
     in_cluster: bool = False
+    prometheus: Prometheus | None = None  # this cluster's own Prometheus (else the catalog's global one)
 
 
 class Environment(_Model):
@@ -191,7 +219,21 @@ class ConfigSource(_Model):
     ref: str | None = None
 
 
+class ServiceMetrics(_Model):
+    """The metric names a service exposes; the defaults follow Prometheus' client libraries and Go's runtime."""
+
+    requests: MetricName = "http_requests_total"  # a counter with a status-code label
+    code_label: LabelName = "code"
+    duration: MetricName = "http_request_duration_seconds"  # a histogram (_bucket with le)
+    cpu: MetricName = "process_cpu_seconds_total"
+    memory: MetricName = "process_resident_memory_bytes"
+    heap: MetricName = "go_memstats_heap_inuse_bytes"
+    gomemlimit: MetricName = "go_gc_gomemlimit_bytes"
+    goroutines: MetricName = "go_goroutines"
+
+
 class Service(_Model):
+    metrics: ServiceMetrics = ServiceMetrics()
     deployment: Annotated[str, StringConstraints(pattern=NAME_PATTERN)] | None = None
     container: Name = "app"
     image: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$")] | None = None
@@ -289,6 +331,46 @@ class HttpStep(_Model):
     timeout: StepDuration = 30.0
 
 
+VERIFY_CHECK = re.compile(r"^\s*(error_rate|p50|p90|p99)\s*(<=|<)\s*(\d+(?:\.\d+)?)\s*(%|ms|s)\s*$")
+
+
+def parse_verify_check(text: object) -> tuple[str, str, float]:
+    """'error_rate <= 1%' -> ('error_rate', '<=', 0.01); 'p99 <= 500ms' -> ('p99', '<=', 0.5)."""
+    match = VERIFY_CHECK.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{shown(str(text), 60)!r} is not a check (use e.g. 'error_rate <= 1%' or 'p99 <= 500ms'; "
+                         "metrics: error_rate, p50, p90, p99)")
+    metric, op, number, unit = match.groups()
+    value = float(number)
+    if metric == "error_rate":
+        if unit != "%":
+            raise ValueError(f"{text!r}: an error rate is a percentage (e.g. 'error_rate <= 1%')")
+        return metric, op, value / 100
+    if unit == "%":
+        raise ValueError(f"{text!r}: a latency is a duration (e.g. 'p99 <= 500ms')")
+    return metric, op, value / 1000 if unit == "ms" else value
+
+
+def _verify_check(value: object) -> str:
+    parse_verify_check(value)
+    assert isinstance(value, str)
+    return " ".join(value.split())
+
+
+VerifyCheck = Annotated[str, BeforeValidator(_verify_check)]
+
+
+class VerifyStep(_Model):
+    """Checks on the new version's metrics, every `interval` for `duration`; `failures` failed checks fail it."""
+
+    checks: tuple[VerifyCheck, ...] = Field(min_length=1)
+    interval: StepDuration = 30.0
+    duration: StepDuration = 300.0
+    failures: Annotated[int, Field(ge=1, le=100)] = 2
+    window: StepDuration = 60.0  # the rate window of each evaluation
+    baseline: StepDuration = 300.0  # the old version's window before the image changed
+
+
 class Step(_Model):
     """Exactly one of the step kinds."""
 
@@ -299,6 +381,7 @@ class Step(_Model):
     probe: ProbeStep | None = None
     job: JobStep | None = None
     http: HttpStep | None = None
+    verify: VerifyStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> Step:
@@ -318,7 +401,7 @@ class Step(_Model):
         return spec
 
 
-STEP_KINDS = ("run", "make", "set_image", "wait_rollout", "probe", "job", "http")
+STEP_KINDS = ("run", "make", "set_image", "wait_rollout", "probe", "job", "http", "verify")
 
 
 class Target(_Model):
@@ -353,6 +436,7 @@ class Catalog(_Model):
     clusters: dict[Name, Cluster]
     environments: dict[Name, Environment]
     loki: Loki | None = None
+    prometheus: Prometheus | None = None  # one Prometheus for every cluster (labels.cluster tells them apart)
     secrets: Secrets = Secrets()
     terminal: Terminal = Terminal()
     services: dict[Name, Service]
@@ -376,6 +460,17 @@ class Catalog(_Model):
         except KeyError:
             known = ", ".join(self.environments)
             raise NotFound(f"unknown environment '{shown(name)}' (known: {known}){lookalike_note(name)}") from None
+
+    def prometheus_for(self, cluster: str) -> tuple[Prometheus, str | None] | None:
+        """The Prometheus holding a cluster's metrics and the `cluster` label value to match (None: the
+        cluster has its own Prometheus, or the global one has no cluster label); None when none is configured."""
+        spec = self.clusters.get(cluster)
+        if spec is not None and spec.prometheus is not None:
+            own = spec.prometheus
+            return own, (cluster if own.labels.cluster else None)
+        if self.prometheus is not None:
+            return self.prometheus, (cluster if self.prometheus.labels.cluster else None)
+        return None
 
     def deployment_name(self, service: str) -> str:
         return self.service(service).deployment or service

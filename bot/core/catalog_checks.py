@@ -195,6 +195,7 @@ def check_references(raw: Mapping[str, Any]) -> list[str]:
         except re.error as exc:
             problems.append(f"secrets.key_patterns.{index}: not a valid regular expression ({exc})")
 
+    problems.extend(check_prometheus(raw))
     problems.extend(_check_groups(groups, _mapping(raw.get("terminal"))))
     problems.extend(_check_rules(access.get("rules"), groups, envs))
     for name, pipeline in pipelines.items():
@@ -360,3 +361,44 @@ def _strings(value: object, path: str) -> Iterable[tuple[str, str]]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _strings(item, f"{path}.{index}")
+
+
+def _has_verify(pipeline: Mapping[str, Any]) -> bool:
+    for target in _mapping(pipeline.get("targets")).values():
+        steps = _mapping(target).get("steps")
+        if any(isinstance(step, dict) and "verify" in step for step in (steps if isinstance(steps, list) else [])):
+            return True
+    return False
+
+
+def check_prometheus(raw: Mapping[str, Any]) -> list[str]:
+    """A Prometheus shared by several clusters tells them apart by a label; verify steps need a Prometheus."""
+    problems: list[str] = []
+    clusters = _mapping(raw.get("clusters"))
+    shared = raw.get("prometheus")
+    without_own = [name for name, spec in clusters.items() if not _mapping(spec).get("prometheus")]
+    if isinstance(shared, dict) and len(without_own) > 1 and not _mapping(shared.get("labels")).get("cluster"):
+        problems.append(f"prometheus.labels.cluster: required when one Prometheus serves several clusters "
+                        f"({_known(without_own)}); name the label holding the cluster's name (e.g. cluster)")
+    for name, pipeline in _mapping(raw.get("pipelines")).items():
+        pipeline = _mapping(pipeline)
+        if _has_verify(pipeline) and shared is None and len(without_own) == len(clusters):
+            problems.append(f"pipelines.{name}: has a verify step but no Prometheus is configured (add a "
+                            "`prometheus:` section, or `prometheus:` under each cluster)")
+        for target_name, target in _mapping(pipeline.get("targets")).items():
+            steps = _mapping(target).get("steps")
+            for index, step in enumerate(steps if isinstance(steps, list) else []):
+                verify = _mapping(_mapping(step).get("verify"))
+                interval, duration = verify.get("interval", 30), verify.get("duration", 300)
+                if verify and _seconds(interval) > _seconds(duration):
+                    problems.append(f"pipelines.{name}.targets.{target_name}.steps.{index}.verify.duration: "
+                                    "shorter than its interval, so no check would run")
+    return problems
+
+
+def _seconds(value: object) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = re.match(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$", str(value).strip())
+    return float(match.group(1)) * units[match.group(2)] if match else 0.0

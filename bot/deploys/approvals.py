@@ -357,9 +357,11 @@ def config_summary(catalog: Catalog, service: str, env: str, *, deadline: float 
 
 
 def record_posted(store: Store, request: RequestRecord, channel: str, ts: str, *, current_image: str,
-                  config: ConfigSummary | None) -> None:
+                  config: ConfigSummary | None, current_traffic: str = "") -> None:
     """Audit where the approval message went and the facts it showed, so later updates show the same."""
     detail: dict[str, Any] = {"channel": channel, "ts": ts, "current_image": current_image}
+    if current_traffic:
+        detail["current_traffic"] = current_traffic
     if config is not None:
         detail["config"] = config.to_json()
     store.record(request.requester, POSTED_EVENT, request_id=request.id, detail=detail)

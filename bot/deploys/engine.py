@@ -24,16 +24,17 @@ from bot.core.errors import BackendError, BotError, Conflict, UsageError
 from bot.deploys.plan import ROLLBACK_TARGET, ROLLBACK_TIMEOUT, Plan, PlannedStep, superseded
 from bot.deploys.progress import LogSink, NoteSink, ProgressSink
 from bot.deploys.steps import KINDS
-from bot.deploys.steps.base import RunFacts, StepCancelled, StepContext, StepFailed, StepKind
+from bot.deploys.steps.base import RunFacts, StepCancelled, StepContext, StepFailed, StepKind, Workload
 from bot.deploys.store import BAD_ENDINGS, Snapshot, State, StepSpec, StepState, Store
 from bot.insight.kube_facts import template_image
 
 if TYPE_CHECKING:
     from bot.clients.kube import DeployKube
+    from bot.insight.metrics import Source
 
 log = structlog.get_logger("svcbot.pipeline")
 
-READ_ONLY_KINDS = frozenset({"wait_rollout", "probe"})  # step kinds that only look (the rest may change things)
+READ_ONLY_KINDS = frozenset({"wait_rollout", "probe", "verify"})  # kinds that only look (the rest may change things)
 SUPERSEDED_CHECK_TIMEOUT = 15.0  # seconds for reading what runs now before the first step that changes anything
 
 # --- locks (bot/deploys/locks.py implements these with Leases) -------------------------------------------------
@@ -130,10 +131,12 @@ class RunEngine:
 
     def __init__(self, store: Store, *, kube_for: Callable[[str], DeployKube] | None = None,
                  locker: Locker | None = None, settings: RunSettings | None = None,
-                 kinds: Mapping[str, StepKind] | None = None, sink_factory: SinkFactory | None = None) -> None:
+                 kinds: Mapping[str, StepKind] | None = None, sink_factory: SinkFactory | None = None,
+                 metrics_for: Callable[[Workload], Source] | None = None) -> None:
         self.store = store
         self.settings = settings or RunSettings()
         self._kube_for = kube_for
+        self.metrics_for = metrics_for  # verify steps' Prometheus (bot/deploys/steps/verify.py)
         self.locker = locker
         self.kinds = dict(kinds or KINDS)
         self.sink_factory = sink_factory
@@ -420,7 +423,7 @@ class RunEngine:
         ctx = StepContext(run_id=request_id, seq=seq, workload=active.plan.workload,
                           workspace=Path(active.plan.workspace), kube_for=self.kube, cancelled=cancelled,
                           facts=facts, poll=self.settings.poll,
-                          note=functools.partial(self._notify_note, active, seq))
+                          note=functools.partial(self._notify_note, active, seq), metrics_for=self.metrics_for)
         state, message = StepState.FAILED, ""
         try:
             if kind is None:

@@ -33,6 +33,8 @@ from bot.insight.kube_facts import template_image
 
 if TYPE_CHECKING:
     from bot.clients.backends import Backends
+    from bot.deploys.steps.base import Workload
+    from bot.insight.metrics import Source
 
 CURRENT_IMAGE_READ = 5.0  # seconds at most for reading what a deployment runs (a dry run answers without it)
 
@@ -138,8 +140,15 @@ class Deploys:
                     return DeployKube(self.backends.kube(cluster))
 
                 locker = LeaseLocker(kube_for, duration=settings.lease_duration)
-                self._engine = RunEngine(store, kube_for=kube_for, locker=locker, settings=settings)
+                self._engine = RunEngine(store, kube_for=kube_for, locker=locker, settings=settings,
+                                         metrics_for=self._metrics_for)
             return self._engine
+
+    def _metrics_for(self, workload: Workload) -> Source:
+        """A workload's Prometheus source (verify steps); UserError when none holds its cluster."""
+        from bot.insight.metrics import source_for  # noqa: PLC0415 - Prometheus only when a verify step runs
+
+        return source_for(self.catalog, self.backends.prometheus, workload.service, workload.env)
 
     def _settings(self) -> RunSettings:
         if self.run_settings is None:

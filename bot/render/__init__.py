@@ -8,6 +8,7 @@ from bot.render import (  # noqa: F401 - imported for their @view registrations
     deploy_view,
     diff_view,
     logs_view,
+    metrics_view,
     probe_view,
     status_view,
     views,

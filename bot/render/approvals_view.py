@@ -191,6 +191,8 @@ def approval_message_view(reply: ApprovalMessageReply) -> Document:
     ]
     if reply.config is not None:
         elements.append(Paragraph(config_line(reply.config, reply.service)))
+    if reply.current_traffic:
+        elements.append(Paragraph(reply.current_traffic))
     elements.append(_plan(reply.steps))
     if reply.state == "PENDING":
         if reply.approvals:

@@ -93,10 +93,10 @@ Element = Heading | Paragraph | Fields | Table | Lines | Code | Note | Divider |
 
 @dataclass(frozen=True)
 class Attachment:
-    """Full output too long for a message, sent as a file."""
+    """A file sent with the message: full output too long for one, or a chart (bytes: a PNG)."""
 
     filename: str
-    content: str
+    content: str | bytes
     title: str = ""
 
 

@@ -48,6 +48,7 @@ class ApprovalMessageReply(Reply):
     config: ConfigSummary | None = None
     channel: str = ""  # post it in this channel (the catalog's approvals channel); "" = where it was asked
     not_started: str = ""  # APPROVED, but its run could not start: why (the deploy lock was held)
+    current_traffic: str = ""  # the current version's error rate and p99 when it was asked (Prometheus)
 
     @property
     def approvals(self) -> tuple[VoteFact, ...]:

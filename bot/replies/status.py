@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.core.tone import Tone
 from bot.insight.kube_facts import DeployLock, EventLine, HpaSummary, PodDiagnosis, RolloutState
+from bot.insight.metrics import Numbers
 from bot.replies.base import Reply
 
 
@@ -35,6 +36,9 @@ class EnvStatus:
     pods: tuple[PodDiagnosis, ...] = ()
     events: tuple[EventLine, ...] = ()
     hpa: HpaSummary | None = None
+    # From Prometheus, when the catalog has one for the cluster: traffic over the last 5 minutes.
+    traffic: Numbers | None = None
+    traffic_problem: str = ""  # why there are no numbers (Prometheus down, no series)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class StatusAllReply(Reply):
     unreachable: tuple[tuple[str, str], ...]  # (env, why) for environments that did not answer
     now: float
     api_requests: int = 0  # Kubernetes API requests this answer took
+    prometheus_queries: int = 0  # Prometheus queries this answer took (one per environment)
+    traffic_problems: tuple[tuple[str, str], ...] = ()  # (env, why) where Prometheus gave no numbers
 
 
 TONE_ORDER = (Tone.BAD, Tone.WARN, Tone.UNKNOWN, Tone.INFO, Tone.OK)

@@ -16,6 +16,7 @@ from bot.deploys.approvals import NOT_STARTED_EVENT, POSTED_EVENT, ConfigSummary
 from bot.deploys.facade import Deploys
 from bot.deploys.plan import Plan
 from bot.deploys.store import State, Store
+from bot.insight import metrics
 from bot.render import slack as slack_render
 from bot.render.views import to_document
 from bot.replies.approvals import ApprovalMessageReply, VoteFact
@@ -27,7 +28,8 @@ log = structlog.get_logger("svcbot.app")
 
 
 def approval_message(store: Store, request_id: str, *, current_image: str | None = None,
-                  config: ConfigSummary | None = None, channel: str = "") -> ApprovalMessageReply:
+                     config: ConfigSummary | None = None, channel: str = "",
+                     current_traffic: str | None = None) -> ApprovalMessageReply:
     """The approval message as the store has it now. Facts shown when it was posted (current image,
     config summary) come from its `approval.posted` audit event unless given."""
     request = store.request(request_id)
@@ -39,6 +41,8 @@ def approval_message(store: Store, request_id: str, *, current_image: str | None
             current_image = str(posted.detail.get("current_image") or "")
         if config is None:
             config = ConfigSummary.from_json(posted.detail.get("config"))
+        if current_traffic is None:
+            current_traffic = str(posted.detail.get("current_traffic") or "")
     decision = next((event for event in reversed(events) if event.from_state == State.PENDING.value), None)
     not_started = next((str(event.detail.get("reason") or "the deploy lock was held") for event in reversed(events)
                         if event.event == NOT_STARTED_EVENT), "") if request.state is State.APPROVED else ""
@@ -55,7 +59,7 @@ def approval_message(store: Store, request_id: str, *, current_image: str | None
         state=request.state.value, reason=request.reason, votes=votes,
         decided_by=decision.actor if decision is not None else "",
         decided_at=decision.at if decision is not None else None, config=config, channel=channel,
-        not_started=not_started, public=True)
+        not_started=not_started, current_traffic=current_traffic or "", public=True)
 
 
 REFRESH_ATTEMPTS = 3  # chat.update rounds while the request keeps changing under us
@@ -78,8 +82,12 @@ class ApprovalMessages:
         try:
             config = (approvals.config_summary(catalog, reply.service, reply.env, deadline=time.monotonic() + 5.0)
                       if reply.action == "deploy" else None)
+            traffic = (metrics.current_traffic_line(catalog, self.deploys.backends.prometheus, reply.service,
+                                                    reply.env, deadline=time.monotonic() + 3.0)
+                       if reply.action == "deploy" else "")
             return approval_message(self.deploys.store(), reply.request_id, current_image=reply.current_image,
-                                    config=config, channel=catalog.settings.approvals_channel or "")
+                                    config=config, channel=catalog.settings.approvals_channel or "",
+                                    current_traffic=traffic)
         except BotError as exc:
             log.warning("approval.message_fallback", request_id=reply.request_id, reason=exc.message)
             return reply
@@ -88,7 +96,8 @@ class ApprovalMessages:
         """Audit where the message went and the facts it showed, so later updates show the same."""
         store = self.deploys.store()
         approvals.record_posted(store, store.request(reply.request_id), channel, ts,
-                                current_image=reply.current_image, config=reply.config)
+                                current_image=reply.current_image, config=reply.config,
+                                current_traffic=reply.current_traffic)
         self._remember(reply.request_id, (reply.state, len(reply.votes)))
 
     def refresh(self, request_id: str, *, stale_only: bool = False) -> None:

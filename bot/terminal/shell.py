@@ -78,10 +78,16 @@ def render_reply(reply: Reply, width: int | None = None) -> str:
     document = to_document(reply)
     out = text_render.render(document, width)
     if document.attachment is not None:
+        content = document.attachment.content
         handle, name = tempfile.mkstemp(prefix="svcbot-", suffix="-" + document.attachment.filename)
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(document.attachment.content)
-        out += f"(full output: {name})\n"
+        if isinstance(content, bytes):  # a chart
+            with os.fdopen(handle, "wb") as binary:
+                binary.write(content)
+            out += f"(chart: {name})\n"
+        else:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(content)
+            out += f"(full output: {name})\n"
     return out
 
 

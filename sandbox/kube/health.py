@@ -16,8 +16,11 @@ class Endpoint:
     status: int = 200
     body: Any = None  # dict/list -> JSON, str -> text/plain
     latency: float = 0.0  # seconds, real time
+    content_type: str = ""  # a str body's media type when not text/plain (e.g. Prometheus' text format)
 
     def payload(self) -> tuple[str, bytes]:
+        if self.content_type and isinstance(self.body, str):
+            return self.content_type, self.body.encode()
         if isinstance(self.body, dict | list):
             return "application/json", json.dumps(self.body, separators=(",", ":")).encode()
         if self.body is None:

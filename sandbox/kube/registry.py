@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-BEHAVIOURS = ("crashing", "leaking", "unready", "failing")
+BEHAVIOURS = ("crashing", "leaking", "unready", "failing", "erroring", "slow")
 
 
 @dataclass
@@ -16,6 +16,8 @@ class Repository:
     leaking: set[str] = field(default_factory=set)  # killed by the OOM killer (exit 137) -> CrashLoopBackOff
     unready: set[str] = field(default_factory=set)  # /readyz answers 503
     failing: set[str] = field(default_factory=set)  # one-shot commands (Jobs) exit 1
+    erroring: set[str] = field(default_factory=set)  # ~5 % of requests answer 500 (its /metrics say so)
+    slow: set[str] = field(default_factory=set)  # p99 latency ~2 s (its /metrics say so)
 
 
 def split_image(image: str) -> tuple[str, str]:

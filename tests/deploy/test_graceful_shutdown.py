@@ -286,7 +286,7 @@ def test_demo_leaves_only_after_the_cancelled_deploy_rolled_back(tmp_path: Path)
     try:
         demo.read_until(PROMPT)
         demo.type("deploy gateway dev 0.9.5\n")
-        demo.read_until("▶ [4/5]".encode())  # the image set, the rollout under way (seconds at the demo pace)
+        demo.read_until("▶ [4/6]".encode())  # the image set, the rollout under way (the demo pipeline ends in verify)
         demo.type("\x03")
         stopped = demo.read_until(PROMPT, timeout=30)
         assert "stopped watching" in stopped

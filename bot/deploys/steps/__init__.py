@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.deploys.steps import http, job, make, probe, run, set_image, undo, wait_rollout
+from bot.deploys.steps import http, job, make, probe, run, set_image, undo, verify, wait_rollout
 from bot.deploys.steps.base import StepKind
 
 KINDS: dict[str, StepKind] = {
@@ -13,5 +13,6 @@ KINDS: dict[str, StepKind] = {
     "probe": StepKind("probe", probe.execute, probe.describe, needs_cluster=True),
     "job": StepKind("job", job.execute, job.describe, needs_cluster=True),
     "http": StepKind("http", http.execute, http.describe),
+    "verify": StepKind("verify", verify.execute, verify.describe, needs_cluster=True),
     "undo": StepKind("undo", undo.execute, undo.describe, needs_cluster=True),
 }

@@ -19,6 +19,7 @@ from bot.core.errors import BackendError, BackendUnavailable, DeadlineExceeded
 
 if TYPE_CHECKING:
     from bot.clients.kube import DeployKube
+    from bot.insight.metrics import Source
 
 TAIL_LINES = 40  # lines of a step's output kept for the failure message and the store
 TAIL_CHARS = 4000
@@ -68,6 +69,7 @@ class RunFacts:
     to_revision: int | None = None
     changed: bool = False  # this run changed the deployment's pod template
     patched_generation: int | None = None  # metadata.generation our last patch produced
+    changed_at: float | None = None  # unix seconds set_image changed the image (verify's baseline ends there)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class StepContext:
     # A progress line while the step waits (why it retries, what the new pods are doing); the engine passes it to
     # the run's progress sink. Steps keep the pace down themselves (every few seconds at most).
     note: Callable[[str], None] = field(default=lambda _text: None)
+    # The Prometheus source of a workload (verify steps); None when the engine has none.
+    metrics_for: Callable[[Workload], Source] | None = None
 
     def kube(self) -> DeployKube:
         return self.kube_for(self.workload.cluster)

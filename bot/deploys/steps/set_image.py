@@ -6,6 +6,8 @@ knows which ReplicaSet to restore.
 
 from __future__ import annotations
 
+import time
+
 from bot.deploys.steps.base import Args, StepCancelled, StepContext, StepFailed, Workload
 from bot.deploys.steps.cluster import call_deadline, container_names, generation
 from bot.insight import kube_facts as rollout
@@ -33,6 +35,7 @@ def execute(args: Args, ctx: StepContext) -> str:
         return f"already at {image}"
     patched = kube.set_image(workload.namespace, workload.deployment, container, image, deadline=call_deadline())
     ctx.facts.changed = True
+    ctx.facts.changed_at = time.time()
     ctx.facts.patched_generation = generation(patched)
     return f"{container}: {current} -> {image}"
 

@@ -4,12 +4,14 @@ what an image's registry behaviour implies). Read by the kubelet's probes and by
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sandbox.kube.health import Endpoint
-from sandbox.kube.registry import split_image
+from sandbox.kube.registry import BEHAVIOURS, split_image
+from sandbox.kube.sim import metrics
 from sandbox.kube.sim.core import Core
-from sandbox.kube.sim.pod_state import ContainerSim
+from sandbox.kube.sim.pod_state import ContainerSim, container_spec
 from sandbox.kube.util import as_dict, as_list
 
 
@@ -50,4 +52,16 @@ def endpoint(core: Core, pod: dict[str, Any], c: ContainerSim, path: str) -> End
             "status": "down", "error": "cache warm-up did not finish: context deadline exceeded"}}})
     if norm == "/version" and ep.status == 404:
         return Endpoint(200, {"version": split_image(c.image)[1], "service": service})
+    if norm == "/metrics" and ep.status == 404:
+        return Endpoint(200, pod_metrics(core, pod, c).exposition(time.time()), content_type=metrics.CONTENT_TYPE)
     return ep
+
+
+LEAK_RUN_S = 4.0  # simulated seconds a leaking container runs before the OOM kill (sim/pods.py uses it too)
+
+
+def pod_metrics(core: Core, pod: dict[str, Any], c: ContainerSim) -> metrics.PodModel:
+    """The metrics model of a running container (its registry behaviours, its run's start)."""
+    behaviours = {b for b in BEHAVIOURS if core.registry.has(c.image, b)}
+    return metrics.model_for(pod, container_spec(pod, c.name), c.image, behaviours, c.started_wall,
+                             core.d(LEAK_RUN_S))

@@ -18,7 +18,7 @@ from sandbox.kube.resources import CONFIGMAPS, PODS, REPLICASETS
 from sandbox.kube.sim import logs, probes
 from sandbox.kube.sim.commands import argv_of, plain_exit
 from sandbox.kube.sim.core import INF, Core
-from sandbox.kube.sim.network import endpoint
+from sandbox.kube.sim.network import LEAK_RUN_S, endpoint
 from sandbox.kube.sim.pod_state import ContainerSim, PodSim, cfield, container_spec
 from sandbox.kube.sim.pod_status import pod_status
 from sandbox.kube.sim.probes import MIN_PROBE_PERIOD, run_probe
@@ -30,7 +30,6 @@ PULL_S = 0.8
 START_S = 0.3
 TERMINATE_S = 0.5
 CRASH_RUN_S = 1.5
-LEAK_RUN_S = 4.0
 JOB_RUN_S = 2.0
 MAX_RUN_LINES = 5000  # what pods/log keeps of one container run
 
