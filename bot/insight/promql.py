@@ -4,7 +4,7 @@ Label values (a namespace, a service, a cluster, a pod-name pattern) enter a que
 made by `string_literal` (Go's escaping: backslash, double quote, newline), and the regex for a version's pods
 is RE2-escaped first. Label and metric names come from the catalog only, checked against Prometheus' name
 rules there. The queries keep to the subset docs/design-notes.md names (the sandbox's stand-in evaluates that
-subset; prom-sandbox's agreement test runs `agreement_queries` through a real Prometheus and the stand-in).
+subset; the agreement test (tests/standins) runs `agreement_queries` through a real Prometheus and the stand-in).
 
 Shapes:
 - the error ratio is `1 - ok / all`, not `5xx / all`: a service that never answered a 5xx has no 5xx series

@@ -1,6 +1,6 @@
 """The Prometheus stand-in: scrapes the sandbox clusters' pods (their GET /metrics, sandbox/kube/sim/metrics.py)
-into an in-memory TSDB and answers Prometheus' HTTP API with a named PromQL subset (coordination contract:
-PROMQL.md; anything else: `bad_data`).
+into an in-memory TSDB and answers Prometheus' HTTP API with a named PromQL subset (docs/promql-subset.md;
+anything else: `bad_data`).
 
     prom = PrometheusSandbox(kube, interval=1.0)   # SandboxStack.everything() wires it to the stack's kube
     prom.start(); prom.url                         # http://127.0.0.1:<port>/api/v1/query?query=up

@@ -1,4 +1,4 @@
-"""A recursive-descent (Pratt) parser for the PromQL subset the stand-in evaluates (coordination: PROMQL.md).
+"""A recursive-descent (Pratt) parser for the PromQL subset the stand-in evaluates (docs/promql-subset.md).
 
     parse('sum by (app) (rate(http_requests_total{code=~"5.."}[5m]))') -> Aggregate(...)
 

@@ -1,7 +1,7 @@
 """Target discovery and scraping for the Prometheus stand-in.
 
 Targets are the sandbox clusters' pods that carry an `app` label, found afresh at every scrape (a rollout's
-new pods appear, deleted ones go), with the labels PROMQL.md fixes and a real Prometheus gets from
+new pods appear, deleted ones go), with the labels docs/promql-subset.md fixes and a real Prometheus gets from
 DIR/prometheus.yml's http_sd_configs (the same `targets()` list serves both). A scrape reads what GET
 /metrics through the pod proxy would answer: nothing when the proxy would refuse (no IP yet, container not
 running: `up` 0 and the target's series marked stale, as Prometheus does), the pod's metrics model (the very
