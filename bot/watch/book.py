@@ -149,7 +149,11 @@ class Book:
                     tx.execute("UPDATE incidents SET state = ?, facts = ?, fingerprint = ?, updated_at = ?, "
                                "resolved_at = NULL, reopened = reopened + 1, version = version + 1 WHERE id = ?",
                                (OPEN, json.dumps(dict(facts)), fingerprint, now, incident_id))
-                    self._line(tx, incident_id, "re-opened: " + str(facts.get("summary", "")), now)
+                    silenced_until = recent[0]["silenced_until"]
+                    # Silenced (an hour, or until it resolves for good: a flap within the re-open window is the
+                    # same incident): the message shows it open again, the thread stays quiet.
+                    if silenced_until is None or now >= float(silenced_until):
+                        self._line(tx, incident_id, "re-opened: " + str(facts.get("summary", "")), now)
                 else:
                     incident_id = new_id()
                     tx.execute("INSERT INTO incidents (id, service, env, kind, state, facts, fingerprint, opened_at, "
@@ -166,8 +170,9 @@ class Book:
         return _incident(rows[0])
 
     def update_incident(self, incident_id: str, facts: Mapping[str, Any], fingerprint: str, line: str = "", *,
-                        now: float | None = None) -> bool:
-        """New facts for an open incident (its message is updated in place); `line` also goes to its thread."""
+                        channels: Sequence[str] = (), now: float | None = None) -> bool:
+        """New facts for an open incident (its message is updated in place); `line` also goes to its thread;
+        `channels` not posted to yet (a storm's late member watched elsewhere) get the message owed."""
         now = time.time() if now is None else now
         with self.database.transaction() as tx:
             changed = tx.execute("UPDATE incidents SET facts = ?, fingerprint = ?, updated_at = ?, "
@@ -175,6 +180,11 @@ class Book:
                                  (json.dumps(dict(facts)), fingerprint, now, incident_id, OPEN))
             if changed and line:
                 self._line(tx, incident_id, line, now)
+            if changed:
+                for channel in channels:
+                    tx.execute("INSERT INTO incident_posts (incident_id, channel, ts, shown_version, last_line, "
+                               "shown_at) VALUES (?, ?, '', 0, 0, NULL) ON CONFLICT DO NOTHING",
+                               (incident_id, channel))
         return changed > 0
 
     def resolve_incident(self, incident_id: str, line: str, *, now: float | None = None) -> bool:
