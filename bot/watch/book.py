@@ -2,7 +2,8 @@
 
 Tables (migration 4, bot/deploys/store/migrations.py): `watches` (channel, service or `*`, env or `*`),
 `incidents` (one row per incident; at most one `open` per service, environment and kind, enforced by a
-partial unique index, so two replicas that both saw a crash loop open it once), `incident_posts` (one per
+partial unique index, so two replicas that both saw a crash loop open it once), `incident_pending` (migration 5:
+trouble waiting for `group_wait`, from when it was first seen), `incident_posts` (one per
 incident and subscribed channel: the message's ts once posted, the incident version it shows, the last
 thread line sent) and `incident_lines` (the thread's lines). The posts table is the incidents' outbox: what
 is owed is what a post has not shown yet, so a process that dies before Slack answered leaves it owed, and
@@ -216,6 +217,24 @@ class Book:
         with self.database.transaction(write=False) as tx:
             rows = tx.query(sql, (state, limit) if state else (limit,))
         return [_incident(row) for row in rows]
+
+    # --- trouble waiting for `group_wait` -------------------------------------------------------------
+
+    def pending(self) -> dict[tuple[str, str, str], float]:
+        """(service, env, kind) -> when it was first seen, of trouble not announced yet."""
+        with self.database.transaction(write=False) as tx:
+            rows = tx.query("SELECT * FROM incident_pending")
+        return {(str(row["service"]), str(row["env"]), str(row["kind"])): float(row["first_seen"]) for row in rows}
+
+    def note_pending(self, seen: Mapping[tuple[str, str, str], float], gone: Iterable[tuple[str, str, str]]) -> None:
+        """Trouble first seen now (a key already noted keeps its time), and trouble no longer waiting."""
+        with self.database.transaction() as tx:
+            for (service, env, kind), at in seen.items():
+                tx.execute("INSERT INTO incident_pending (service, env, kind, first_seen) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT DO NOTHING", (service, env, kind, at))
+            for service, env, kind in gone:
+                tx.execute("DELETE FROM incident_pending WHERE service = ? AND env = ? AND kind = ?",
+                           (service, env, kind))
 
     @staticmethod
     def _line(tx: Transaction, incident_id: str, text: str, now: float) -> None:

@@ -89,6 +89,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._absent: dict[tuple[str, str, str], float] = {}  # open incidents' trouble not seen since
         self._first_seen: dict[tuple[str, str, str], float] = {}  # new trouble waiting for `group_wait`
+        self._first_seen_read = False  # read from the store since this replica took the lead
 
     # --- life -----------------------------------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class Watcher:
         if not self.leading():
             with self._lock:
                 self._targets = []
+            self._first_seen_read = False
             self._stop_streams(set())
             return
         subscriptions = self.book.subscriptions()
@@ -291,9 +293,7 @@ class Watcher:
         of one environment show the same kind."""
         written = 0
         waiting = {(target.service, env, kind) for (env, kind), group in pending.items() for target, _, _ in group}
-        self._first_seen = {key: at for key, at in self._first_seen.items() if key in waiting}
-        for key in waiting:
-            self._first_seen.setdefault(key, now)
+        self._note_waiting(book, waiting, now)
         for (env, kind), group in pending.items():
             # Trouble seen for the first time waits `group_wait`, so what breaks together is announced together.
             due = [item for item in group
@@ -318,6 +318,18 @@ class Watcher:
                 written += 1
                 log.warning("watch.storm", env=env, kind=kind, services=sorted(members), incident=opened.id)
         return written
+
+    def _note_waiting(self, book: Book, waiting: set[tuple[str, str, str]], now: float) -> None:
+        """When each waiting trouble was first seen, kept in the store (written only when the set changes): a
+        new leader goes on from there (read once when it takes the lead) instead of starting the wait again."""
+        known = self._first_seen if self._first_seen_read else book.pending()
+        self._first_seen_read = True
+        first_seen = {key: at for key, at in known.items() if key in waiting}
+        new = dict.fromkeys(waiting - set(first_seen), now)
+        gone = set(known) - waiting
+        if new or gone:
+            book.note_pending(new, gone)
+        self._first_seen = {**first_seen, **new}
 
     def _update_storms(self, book: Book, env: str, storms: dict[str, Incident], *,
                        affected: dict[tuple[str, str], dict[str, detect.Finding]], subscriptions: list[Subscription],
