@@ -47,10 +47,9 @@ def test_a_storm_follows_who_joins_and_leaves(world: WatchWorld) -> None:
     world.slash("watch all dev")
     for service in ("payment", "gateway", "inventory", "orders"):
         world.wait_watching(service, "dev")
-    first = {"gateway": "gateway", "inventory": "inventory", "orders": "orders"}
-    for service, deployment in first.items():
-        world.kubectl("-n", "dev", "set", "image", f"deployment/{deployment}",
-                      f"app=registry.example.com/{service}:9.9.9")
+    # One kubectl call for the three, so that they break within `group_wait` of each other.
+    world.kubectl("-n", "dev", "set", "image", "deployment/gateway", "deployment/inventory", "deployment/orders",
+                  "app=registry.example.com/missing:9.9.9")
     storm = wait_until(lambda: world.top_level(CHANNEL, "storm in dev: image pull failure"), 60, "the storm")
     assert len(storm) == 1
     ts = storm[0]["ts"]
