@@ -103,6 +103,8 @@ def cluster_change(incident: Incident, finding: detect.Finding, now: float) -> C
     joined, left = tuple(sorted(after - before)), tuple(sorted(before - after))
     said = [f"not watched until it answers, now also: {', '.join(joined)}"] if joined else []
     said += [f"no longer watched: {', '.join(left)}"] if left else []
+    if any(" in " not in name for name in before):
+        said = []  # opened by an svcbot whose fingerprint was the cluster's name: its list is not known
     facts = {**finding.facts(), "log_lines": list(incident.facts.get("log_lines") or [])}
     return Change(facts, finding.fingerprint, "" if incident.silenced(now) else "\n".join(said), joined, left)
 
