@@ -22,7 +22,8 @@ BATCH = 200  # rows per INSERT statement when copying
 # The order rows are read in, so a copy keeps ids and sequence numbers in the same order.
 _ORDER = {"requests": "created_at, id", "runs": "request_id", "steps": "request_id, seq",
           "votes": "request_id, approver", "audit": "id", "outbox": "id", "watches": "channel, service, env",
-          "incidents": "opened_at, id", "incident_posts": "incident_id, channel", "incident_lines": "id"}
+          "incidents": "opened_at, id", "incident_posts": "incident_id, channel", "incident_lines": "id",
+          "incident_pending": "service, env, kind"}
 
 
 def add_parser(sub: Any) -> None:

@@ -2,7 +2,8 @@
 
 Tables (migration 4, bot/deploys/store/migrations.py): `watches` (channel, service or `*`, env or `*`),
 `incidents` (one row per incident; at most one `open` per service, environment and kind, enforced by a
-partial unique index, so two replicas that both saw a crash loop open it once), `incident_posts` (one per
+partial unique index, so two replicas that both saw a crash loop open it once), `incident_pending` (migration 5:
+trouble waiting for `group_wait`, from when it was first seen), `incident_posts` (one per
 incident and subscribed channel: the message's ts once posted, the incident version it shows, the last
 thread line sent) and `incident_lines` (the thread's lines). The posts table is the incidents' outbox: what
 is owed is what a post has not shown yet, so a process that dies before Slack answered leaves it owed, and
@@ -149,7 +150,11 @@ class Book:
                     tx.execute("UPDATE incidents SET state = ?, facts = ?, fingerprint = ?, updated_at = ?, "
                                "resolved_at = NULL, reopened = reopened + 1, version = version + 1 WHERE id = ?",
                                (OPEN, json.dumps(dict(facts)), fingerprint, now, incident_id))
-                    self._line(tx, incident_id, "re-opened: " + str(facts.get("summary", "")), now)
+                    silenced_until = recent[0]["silenced_until"]
+                    # Silenced (an hour, or until it resolves for good: a flap within the re-open window is the
+                    # same incident): the message shows it open again, the thread stays quiet.
+                    if silenced_until is None or now >= float(silenced_until):
+                        self._line(tx, incident_id, "re-opened: " + str(facts.get("summary", "")), now)
                 else:
                     incident_id = new_id()
                     tx.execute("INSERT INTO incidents (id, service, env, kind, state, facts, fingerprint, opened_at, "
@@ -166,8 +171,9 @@ class Book:
         return _incident(rows[0])
 
     def update_incident(self, incident_id: str, facts: Mapping[str, Any], fingerprint: str, line: str = "", *,
-                        now: float | None = None) -> bool:
-        """New facts for an open incident (its message is updated in place); `line` also goes to its thread."""
+                        channels: Sequence[str] = (), now: float | None = None) -> bool:
+        """New facts for an open incident (its message is updated in place); `line` also goes to its thread;
+        `channels` not posted to yet (a storm's late member watched elsewhere) get the message owed."""
         now = time.time() if now is None else now
         with self.database.transaction() as tx:
             changed = tx.execute("UPDATE incidents SET facts = ?, fingerprint = ?, updated_at = ?, "
@@ -175,6 +181,11 @@ class Book:
                                  (json.dumps(dict(facts)), fingerprint, now, incident_id, OPEN))
             if changed and line:
                 self._line(tx, incident_id, line, now)
+            if changed:
+                for channel in channels:
+                    tx.execute("INSERT INTO incident_posts (incident_id, channel, ts, shown_version, last_line, "
+                               "shown_at) VALUES (?, ?, '', 0, 0, NULL) ON CONFLICT DO NOTHING",
+                               (incident_id, channel))
         return changed > 0
 
     def resolve_incident(self, incident_id: str, line: str, *, now: float | None = None) -> bool:
@@ -206,6 +217,24 @@ class Book:
         with self.database.transaction(write=False) as tx:
             rows = tx.query(sql, (state, limit) if state else (limit,))
         return [_incident(row) for row in rows]
+
+    # --- trouble waiting for `group_wait` -------------------------------------------------------------
+
+    def pending(self) -> dict[tuple[str, str, str], float]:
+        """(service, env, kind) -> when it was first seen, of trouble not announced yet."""
+        with self.database.transaction(write=False) as tx:
+            rows = tx.query("SELECT * FROM incident_pending")
+        return {(str(row["service"]), str(row["env"]), str(row["kind"])): float(row["first_seen"]) for row in rows}
+
+    def note_pending(self, seen: Mapping[tuple[str, str, str], float], gone: Iterable[tuple[str, str, str]]) -> None:
+        """Trouble first seen now (a key already noted keeps its time), and trouble no longer waiting."""
+        with self.database.transaction() as tx:
+            for (service, env, kind), at in seen.items():
+                tx.execute("INSERT INTO incident_pending (service, env, kind, first_seen) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT DO NOTHING", (service, env, kind, at))
+            for service, env, kind in gone:
+                tx.execute("DELETE FROM incident_pending WHERE service = ? AND env = ? AND kind = ?",
+                           (service, env, kind))
 
     @staticmethod
     def _line(tx: Transaction, incident_id: str, text: str, now: float) -> None:

@@ -89,6 +89,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._absent: dict[tuple[str, str, str], float] = {}  # open incidents' trouble not seen since
         self._first_seen: dict[tuple[str, str, str], float] = {}  # new trouble waiting for `group_wait`
+        self._first_seen_read = False  # read from the store since this replica took the lead
 
     # --- life -----------------------------------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class Watcher:
         if not self.leading():
             with self._lock:
                 self._targets = []
+            self._first_seen_read = False
             self._stop_streams(set())
             return
         subscriptions = self.book.subscriptions()
@@ -213,6 +215,7 @@ class Watcher:
             storms = {incident.kind: incident for incident in open_incidents.get((ALL, env), [])
                       if incident.kind != detect.CLUSTER_GONE}  # a cluster may share an environment's name
             present = {kind for (where, kind) in affected if where == env}
+            written += self._update_storms(book, env, storms, affected=affected, subscriptions=subscriptions, now=now)
             written += self._resolve_absent(book, ALL, env, storms, present=present, now=now)
         self.last_pass = now
         return written
@@ -264,11 +267,16 @@ class Watcher:
                 written += self._resolve_absent(book, ALL, cluster, current, present=set(), now=now)
                 continue
             self._absent.pop((ALL, cluster, detect.CLUSTER_GONE), None)
-            envs = sorted({target.env for target in on_it})
-            finding = groups.cluster_finding(gone[cluster], envs, now)
+            finding = groups.cluster_finding(gone[cluster], [(target.service, target.env) for target in on_it], now)
             channels = sorted({channel for target in on_it
                                for channel in channels_for(subscriptions, target.service, target.env)})
             incident = current.get(detect.CLUSTER_GONE)
+            change = groups.cluster_change(incident, finding, now) if incident is not None else None
+            if incident is not None and change is not None and book.update_incident(
+                    incident.id, change.facts, change.fingerprint, change.line, channels=channels, now=now):
+                written += 1
+                log.info("watch.cluster_changed", cluster=cluster, incident=incident.id, joined=change.joined,
+                         left=change.left)
             if incident is None and channels:
                 opened = book.open_incident(ALL, cluster, detect.CLUSTER_GONE, facts=finding.facts(),
                                             fingerprint=finding.fingerprint, channels=channels,
@@ -285,9 +293,7 @@ class Watcher:
         of one environment show the same kind."""
         written = 0
         waiting = {(target.service, env, kind) for (env, kind), group in pending.items() for target, _, _ in group}
-        self._first_seen = {key: at for key, at in self._first_seen.items() if key in waiting}
-        for key in waiting:
-            self._first_seen.setdefault(key, now)
+        self._note_waiting(book, waiting, now)
         for (env, kind), group in pending.items():
             # Trouble seen for the first time waits `group_wait`, so what breaks together is announced together.
             due = [item for item in group
@@ -302,15 +308,9 @@ class Watcher:
                 for target, finding, channels in group:
                     written += self._record(book, target, finding, None, channels=channels, quiet=False, now=now)
                 continue
-            finding = groups.storm_finding(env, kind, members)
             if storm is not None:
-                facts = {**finding.facts(), "log_lines": list(storm.facts.get("log_lines") or [])}
-                line = f"now: {finding.summary}" if finding.fingerprint != storm.fingerprint and \
-                    not storm.silenced(now) else ""
-                if storm.facts.get("summary") != finding.summary and book.update_incident(
-                        storm.id, facts, finding.fingerprint, line, now=now):
-                    written += 1
-                continue
+                continue  # its members change in _update_storms, every pass
+            finding = groups.storm_finding(env, kind, members)
             channels = sorted({channel for _, _, channels in group for channel in channels})
             opened = book.open_incident(ALL, env, kind, facts=finding.facts(), fingerprint=finding.fingerprint,
                                         channels=channels, reopen_window=self.catalog.watch.reopen_window, now=now)
@@ -319,14 +319,42 @@ class Watcher:
                 log.warning("watch.storm", env=env, kind=kind, services=sorted(members), incident=opened.id)
         return written
 
+    def _note_waiting(self, book: Book, waiting: set[tuple[str, str, str]], now: float) -> None:
+        """When each waiting trouble was first seen, kept in the store (written only when the set changes): a
+        new leader goes on from there (read once when it takes the lead) instead of starting the wait again."""
+        known = self._first_seen if self._first_seen_read else book.pending()
+        self._first_seen_read = True
+        first_seen = {key: at for key, at in known.items() if key in waiting}
+        new = dict.fromkeys(waiting - set(first_seen), now)
+        gone = set(known) - waiting
+        if new or gone:
+            book.note_pending(new, gone)
+        self._first_seen = {**first_seen, **new}
+
+    def _update_storms(self, book: Book, env: str, storms: dict[str, Incident], *,
+                       affected: dict[tuple[str, str], dict[str, detect.Finding]], subscriptions: list[Subscription],
+                       now: float) -> int:
+        """An open storm follows its members (bot/watch/groups.py: storm_change), as a service's incident does."""
+        written = 0
+        for kind, storm in storms.items():
+            change = groups.storm_change(storm, affected.get((env, kind), {}), now)
+            if change is None:
+                continue
+            channels = sorted({channel for name in change.joined for channel in channels_for(subscriptions, name, env)})
+            if book.update_incident(storm.id, change.facts, change.fingerprint, change.line, channels=channels,
+                                    now=now):
+                written += 1
+                log.info("watch.storm_changed", env=env, kind=kind, joined=change.joined, left=change.left,
+                         incident=storm.id)
+        return written
+
     def _record(self, book: Book, target: Target, finding: detect.Finding, incident: Incident | None, *,
                 channels: list[str], quiet: bool, now: float) -> int:
         facts = finding.facts()
         if incident is not None:
             old = dict(incident.facts)
             facts["log_lines"] = old.get("log_lines", [])
-            if {key: old.get(key) for key in ("summary", "lines", "pods")} == \
-                    {key: facts.get(key) for key in ("summary", "lines", "pods")}:
+            if groups.same_facts(old, facts):
                 return 0
             changed_shape = finding.fingerprint != incident.fingerprint
             # Silenced: the message still shows where things stand, the thread stays quiet.

@@ -41,16 +41,62 @@ def test_a_storm_is_one_incident(world: WatchWorld) -> None:
                60, "the storm resolved")
 
 
+def test_a_storm_follows_who_joins_and_leaves(world: WatchWorld) -> None:
+    """A storm in dev (three services cannot pull their images); a fourth joins: its thread says so and the
+    message lists it; one recovers: its thread says so and the message no longer lists it; all back: resolved."""
+    world.slash("watch all dev")
+    for service in ("payment", "gateway", "inventory", "orders"):
+        world.wait_watching(service, "dev")
+    # One kubectl call for the three, so that they break within `group_wait` of each other.
+    world.kubectl("-n", "dev", "set", "image", "deployment/gateway", "deployment/inventory", "deployment/orders",
+                  "app=registry.example.com/missing:9.9.9")
+    storm = wait_until(lambda: world.top_level(CHANNEL, "storm in dev: image pull failure"), 60, "the storm")
+    assert len(storm) == 1
+    ts = storm[0]["ts"]
+    assert "in 3 services in dev: gateway, inventory, orders" in texts(storm[0])
+
+    world.kubectl("-n", "dev", "set", "image", "deployment/payment-api", "app=registry.example.com/payment:9.9.9")
+    wait_until(lambda: any("payment joined" in texts(reply) for reply in world.thread(CHANNEL, ts)), 60,
+               "the joining service in the storm's thread")
+    wait_until(lambda: "in 4 services in dev: gateway, inventory, orders, payment" in
+               texts(world.slack.message(CHANNEL, ts)), 30, "the storm's message listing it")
+
+    world.kubectl("-n", "dev", "rollout", "undo", "deployment/gateway")
+    wait_until(lambda: any("gateway no longer shows image pull failure" in texts(reply)
+                           for reply in world.thread(CHANNEL, ts)), 60, "the leaving service in the storm's thread")
+    wait_until(lambda: "in 3 services in dev: inventory, orders, payment" in texts(world.slack.message(CHANNEL, ts)),
+               30, "the storm's message without it")
+
+    for deployment in ("inventory", "orders", "payment-api"):
+        world.kubectl("-n", "dev", "rollout", "undo", f"deployment/{deployment}")
+    wait_until(lambda: any("resolved after" in texts(reply) for reply in world.thread(CHANNEL, ts)), 60,
+               "the storm resolved")
+    assert len(world.top_level(CHANNEL, "storm in dev: image pull failure")) == 1
+    assert [message for message in world.top_level(CHANNEL, "in dev: image pull failure")
+            if "storm" not in texts(message)] == []
+
+
 def test_a_cluster_that_goes_away_is_one_incident(world: WatchWorld) -> None:
-    """The prod cluster stops answering: one message for the cluster (not one per service watched on it); when
-    it answers again, its thread says resolved."""
-    world.slash("watch all prod")
+    """The prod cluster stops answering: one message for the cluster (not one per service watched on it); a
+    service watched during the outage joins it (a line in its thread, the message updated), one unwatched leaves
+    it; when the cluster answers again, its thread says resolved."""
+    world.slash("watch payment prod")
     world.wait_watching("payment", "prod")
     cluster = world.stack.kube.cluster("prod")  # type: ignore[union-attr]
     cluster.faults.set("down", 0.0)
     try:
         posted = wait_until(lambda: world.top_level(CHANNEL, "cluster prod: cluster unreachable"), 60,
                             "the cluster incident")
+        ts = posted[0]["ts"]
+        assert "not watched until it answers: payment in prod" in texts(posted[0])
+        world.slash("watch gateway prod")
+        wait_until(lambda: any("now also: gateway in prod" in texts(reply) for reply in world.thread(CHANNEL, ts)),
+                   60, "the service watched during the outage in the cluster's thread")
+        wait_until(lambda: "not watched until it answers: gateway in prod, payment in prod" in
+                   texts(world.slack.message(CHANNEL, ts)), 30, "the cluster's message listing it")
+        world.slash("unwatch payment prod")
+        wait_until(lambda: any("no longer watched: payment in prod" in texts(reply)
+                               for reply in world.thread(CHANNEL, ts)), 60, "the unwatched service in the thread")
     finally:
         cluster.faults.clear()
     assert len(posted) == 1

@@ -7,6 +7,7 @@ import threading
 
 from watch_world import WatchWorld, wait_until
 
+from bot.cli import demo_banner
 from bot.terminal.shell import Shell
 
 
@@ -45,4 +46,30 @@ def test_terminal_watch_prints_incidents_until_unwatch(world: WatchWorld) -> Non
         assert "this terminal no longer watches payment in dev" in screen.text()
         assert not shell.incidents.running
     finally:
+        shell.incidents.stop()
+
+
+def test_the_demo_banner_flow(world: WatchWorld) -> None:
+    """The demo's watch flow as its banner tells it: `watch payment staging` in the shell, the banner's kubectl
+    command (run as printed, against this sandbox) prints the crash loop, and `rollback payment staging` in the
+    shell prints its resolution."""
+    banner = demo_banner("demo.log", world.directory / "sandbox")
+    command = next(line.strip() for line in banner.splitlines() if line.strip().startswith("kubectl "))
+    assert "payment:1.5.0" in command
+    screen = Screen()
+    shell = Shell(world.running.bot.runtime.dispatcher, "U0ALICE", out=screen)
+    try:
+        shell.handle("watch payment staging")
+        assert "this terminal now watches payment in staging" in screen.text()
+        world.wait_watching("payment", "staging")
+        world.kubectl_as_printed(command)
+        wait_until(lambda: "incident: payment in staging: crash loop" in screen.text(), 60, "the incident printed")
+        shell.handle("rollback payment staging")
+        wait_until(lambda: "payment in staging (crash-loop): resolved after" in screen.text(), 60,
+                   "the resolution printed")
+        assert screen.text().count("incident: payment in staging: crash loop") == 1
+        requests = world.running.bot.runtime.deploys.store().requests(service="payment", env="staging")
+        assert [request.kind for request in requests] == ["rollback"]
+    finally:
+        shell.handle("unwatch payment staging")
         shell.incidents.stop()

@@ -4,6 +4,7 @@ a SQLite store, kubectl as the cluster's admin (changes made outside svcbot), an
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -116,11 +117,19 @@ class WatchWorld:
         wait_until(ready, 30, f"the watcher watching {service} in {env}")
 
     def kubectl(self, *args: str, context: str = "sandbox-nonprod-admin") -> str:
+        return self._kubectl([str(KUBECTL), "--context", context, *args])
+
+    def kubectl_as_printed(self, command: str) -> str:
+        """A `kubectl ...` command line as svcbot prints it (the demo banner's), run with the kubectl here."""
+        argv = shlex.split(command)
+        assert argv[0] == "kubectl", command
+        return self._kubectl([str(KUBECTL), *argv[1:]])
+
+    def _kubectl(self, argv: list[str]) -> str:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.directory / "kubectl-home"),
                "KUBECONFIG": str(self.directory / "sandbox" / "kubeconfig"),
                "KUBECACHEDIR": str(self.directory / "kubectl-home" / "cache")}
-        done = subprocess.run([str(KUBECTL), "--context", context, *args], env=env, capture_output=True, text=True,
-                              timeout=60, check=False)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

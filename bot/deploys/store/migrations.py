@@ -152,12 +152,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX incident_lines_by_incident ON incident_lines (incident_id, id)",
     ),
+    # 5: /svc watch: trouble seen and not announced yet (it waits `watch.group_wait`), so that a new leader
+    # goes on waiting from when it was first seen instead of starting the wait again
+    (
+        """CREATE TABLE incident_pending (
+            service TEXT NOT NULL,
+            env TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            first_seen DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (service, env, kind)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK = "svcbot.store.migrate"
 # Tables in the order a copy fills them (each row's foreign keys point at rows copied before it).
 TABLES = ("requests", "runs", "steps", "votes", "audit", "outbox", "watches", "incidents", "incident_posts",
-          "incident_lines")
+          "incident_lines", "incident_pending")
 
 
 def schema_version(database: Database) -> int:
