@@ -158,20 +158,22 @@ def reconnect_seconds(slack: SlackSandbox, bot: ServeProcess, how: str, timeout:
 
 
 def run(commands: int = 200, clients: int = 50, stall: float = 2.0, workers: int | None = None,
-        queue_limit: int | None = None, drop: bool = False, stalled_rounds: bool = True) -> dict[str, float]:
+        queue_limit: int | None = None, drop: bool = False, stalled_rounds: bool = True,
+        prometheus: bool = True) -> dict[str, float]:
     """Print the figures as they are measured; return them (for `python -m bench`)."""
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ack-bench-") as folder, SandboxStack.everything() as stack:
         stack.start(Path(folder), time_scale=0.02)
         overrides = {key: value for key, value in (("workers", workers), ("queue_limit", queue_limit))
                      if value is not None}
-        catalog = bench_catalog(stack, Path(folder) / "catalog-bench.yaml", **overrides)
+        catalog = bench_catalog(stack, Path(folder) / "catalog-bench.yaml", prometheus=prometheus, **overrides)
         slack = stack.slack
         assert isinstance(slack, SlackSandbox)
         settings = Settings()
         print(f"catalog: workers {workers or settings.workers}"
               f"{'' if workers else ' (default)'}, queue_limit {queue_limit or settings.queue_limit}"
-              f"{'' if queue_limit else ' (default)'}, rate limit lifted, command_deadline 20s")
+              f"{'' if queue_limit else ' (default)'}, rate limit lifted, command_deadline 20s, "
+              + ("Prometheus numbers in status" if prometheus else "no Prometheus"))
         for mode in ("http", "socket"):
             slack.reset()
             mode_figures, bot = load_rounds(mode, stack, catalog, commands, clients, stall, stalled_rounds)
@@ -202,6 +204,8 @@ def main() -> None:
     parser.add_argument("--queue-limit", type=int, default=None, help="default: the catalog's default")
     parser.add_argument("--drop", action="store_true", help="also cut the Socket Mode connection (slow)")
     parser.add_argument("--no-stall", action="store_true", help="the healthy rounds only (CPU and burst figures)")
+    parser.add_argument("--without-prometheus", action="store_true",
+                        help="a catalog without Prometheus: status without error rate and p99 (the work it did before)")
     parser.add_argument("--profile", metavar="DIR", type=Path, default=None,
                         help="record the healthy rounds with py-spy into DIR")
     options = parser.parse_args()
@@ -213,7 +217,7 @@ def main() -> None:
 
         profiling.PROFILE_DIR = options.profile.resolve()
     run(options.commands, options.clients, options.stall, options.workers, options.queue_limit, options.drop,
-        not options.no_stall)
+        not options.no_stall, not options.without_prometheus)
 
 
 if __name__ == "__main__":

@@ -80,10 +80,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_catalog(stack: SandboxStack, path: Path, **settings: Any) -> Path:
-    """The sandbox catalog with the per-user rate limit out of the way and `settings` applied."""
+def bench_catalog(stack: SandboxStack, path: Path, *, prometheus: bool = True, **settings: Any) -> Path:
+    """The sandbox catalog with the per-user rate limit out of the way and `settings` applied; without
+    `prometheus`, no Prometheus (status then does the work it did before it showed error rate and p99)."""
     assert stack.directory is not None
     raw = yaml.safe_load((stack.directory / "catalog.yaml").read_text(encoding="utf-8"))
+    if not prometheus:
+        raw.pop("prometheus", None)
+        for cluster in raw.get("clusters", {}).values():
+            cluster.pop("prometheus", None)
+        for pipeline in raw.get("pipelines", {}).values():  # verify steps need a Prometheus
+            for target in pipeline.get("targets", {}).values():
+                target["steps"] = [step for step in target.get("steps", []) if "verify" not in step]
     raw["settings"]["rate_limit"] = {"per_user": "1000000/min"}
     raw["settings"].update(settings)
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
